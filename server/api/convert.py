@@ -1,0 +1,313 @@
+"""Proto <-> domain conversion, and validation of what comes in."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+
+from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf.json_format import MessageToDict
+
+from flowdeck.server import states
+from flowdeck.server.deployments import DeploymentInput
+from flowdeck.server.errors import InvalidArgument
+from flowdeck.server.flow_runs import FlowRunInput, StateInput
+from flowdeck.v1 import common_pb2 as c
+
+MAX_NAME = 200
+MAX_TAG = 200
+
+
+# -- scalars -----------------------------------------------------------------
+
+def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(value.astimezone(dt.timezone.utc))
+    return out
+
+
+def from_ts(msg, field: str, path: str) -> dt.datetime | None:
+    """The datetime in msg.<field>, None when unset; range-checked."""
+    if not msg.HasField(field):
+        return None
+    t = getattr(msg, field)
+    # Timestamp's valid range is years 1..9999 (seconds -62135596800..253402300799).
+    if not (-62135596800 <= t.seconds <= 253402300799) or not (0 <= t.nanos < 1_000_000_000):
+        raise InvalidArgument(path, f"{t.seconds}s{t.nanos}ns", "is out of the Timestamp range")
+    return t.ToDatetime(tzinfo=dt.timezone.utc)
+
+
+def uuid_str(value: str, path: str, required: bool = True) -> str:
+    if not value:
+        if required:
+            raise InvalidArgument(path, value, "is required")
+        return ""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidArgument(path, value, "must be a UUID") from None
+
+
+def name(value: str, path: str, allow_slash: bool = False) -> str:
+    if not value or not value.strip():
+        raise InvalidArgument(path, value, "is required")
+    if len(value) > MAX_NAME:
+        raise InvalidArgument(path, value, f"must be at most {MAX_NAME} characters")
+    if not allow_slash and "/" in value:
+        raise InvalidArgument(path, value, "must not contain '/'")
+    if any(ord(ch) < 32 for ch in value):
+        raise InvalidArgument(path, value, "must not contain control characters")
+    return value
+
+
+def tags(values, path: str) -> list[str]:
+    out = []
+    for i, t in enumerate(values):
+        if not t or len(t) > MAX_TAG:
+            raise InvalidArgument(f"{path}[{i}]", t, f"must be 1 to {MAX_TAG} characters")
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def _plain(value):
+    """Struct numbers are doubles; give integral ones back as ints."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def struct_to_dict(msg: struct_pb2.Struct, path: str) -> dict:
+    d = MessageToDict(msg)
+
+    def check(v, p):
+        if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+            raise InvalidArgument(p, v, "must be a finite number")
+        if isinstance(v, dict):
+            for k, x in v.items():
+                check(x, f"{p}.{k}")
+        if isinstance(v, list):
+            for i, x in enumerate(v):
+                check(x, f"{p}[{i}]")
+
+    check(d, path)
+    return _plain(d)
+
+
+def dict_to_struct(d: dict | None) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    if d:
+        s.update(d)
+    return s
+
+
+def state_type_name(value: int, path: str) -> str:
+    if value == c.STATE_TYPE_UNSPECIFIED:
+        raise InvalidArgument(path, "STATE_TYPE_UNSPECIFIED", "must name a state type")
+    try:
+        return c.StateType.Name(value).removeprefix("STATE_TYPE_")
+    except ValueError:
+        raise InvalidArgument(path, value, "is not a known state type") from None
+
+
+def state_type_value(name_: str) -> int:
+    return c.StateType.Value(f"STATE_TYPE_{name_}")
+
+
+# -- schedules ---------------------------------------------------------------
+
+def schedule_in(msg: c.Deployment, path: str) -> dict | None:
+    """A Schedule message as the dict the database keeps, validated."""
+    if not msg.HasField("schedule") or msg.schedule.WhichOneof("kind") is None:
+        return None
+    from flowdeck.schedules import InvalidSchedule, schedule_from_proto
+
+    try:
+        sched = schedule_from_proto(msg.schedule)
+    except InvalidSchedule as e:
+        field = e.field.replace("schedule", path, 1) if e.field.startswith("schedule") else f"{path}.{e.field}"
+        raise InvalidArgument(field, e.value, str(e.reason) if hasattr(e, "reason") else str(e)) from None
+    return sched.to_dict()
+
+
+def schedule_out(d: dict | None) -> c.Schedule | None:
+    if not d:
+        return None
+    from flowdeck.schedules import schedule_from_dict
+
+    return schedule_from_dict(d).to_proto()
+
+
+# -- deployments -------------------------------------------------------------
+
+def deployment_in(msg: c.Deployment, path: str = "deployment", *, for_create: bool = True) -> DeploymentInput:
+    inp = DeploymentInput()
+    if for_create or msg.name:
+        inp.name = name(msg.name, f"{path}.name")
+    if for_create:
+        if msg.flow_id:
+            inp.flow_id = uuid_str(msg.flow_id, f"{path}.flow_id")
+        if msg.flow_name:
+            inp.flow_name = name(msg.flow_name, f"{path}.flow_name")
+        if not inp.flow_id and not inp.flow_name:
+            raise InvalidArgument(f"{path}.flow_name", "", "flow_id or flow_name is required")
+    fd = msg.flow_data
+    if len(fd.encoding) > 32:
+        raise InvalidArgument(f"{path}.flow_data.encoding", fd.encoding, "must be at most 32 characters")
+    inp.flow_data_encoding = fd.encoding
+    inp.flow_data_blob = fd.blob
+    inp.storage_block_id = storage_block_of(fd, f"{path}.flow_data.blob")
+    inp.schedule = schedule_in(msg, f"{path}.schedule")
+    inp.is_schedule_active = msg.is_schedule_active if msg.HasField("is_schedule_active") else True
+    inp.parameters = struct_to_dict(msg.parameters, f"{path}.parameters")
+    inp.tags = tags(msg.tags, f"{path}.tags")
+    inp.flow_runner_type = msg.flow_runner.type or "universal"
+    inp.flow_runner_config = struct_to_dict(msg.flow_runner.config, f"{path}.flow_runner.config")
+    inp.description = msg.description
+    inp.catchup = msg.catchup
+    if msg.HasField("max_lateness"):
+        secs = msg.max_lateness.seconds + msg.max_lateness.nanos / 1e9
+        if secs <= 0:
+            raise InvalidArgument(f"{path}.max_lateness", secs, "must be greater than zero")
+        inp.max_lateness_seconds = secs
+    return inp
+
+
+def storage_block_of(fd: c.FlowData, path: str) -> str | None:
+    if fd.encoding != "blockstorage":
+        return None
+    import json
+
+    try:
+        blob = json.loads(fd.blob)
+        block_id = blob["block_id"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidArgument(path, fd.blob, "must be JSON with a block_id for encoding 'blockstorage'") from None
+    if block_id in (None, "", "local"):
+        return None
+    return uuid_str(str(block_id), f"{path}.block_id")
+
+
+def deployment_out(row, next_run_time: dt.datetime | None = None) -> c.Deployment:
+    msg = c.Deployment(
+        id=row.id,
+        created=ts(row.created),
+        updated=ts(row.updated),
+        name=row.name,
+        flow_id=row.flow_id,
+        flow_name=getattr(row, "flow_name", "") or "",
+        flow_data=c.FlowData(encoding=row.flow_data_encoding, blob=row.flow_data_blob),
+        is_schedule_active=row.is_schedule_active,
+        parameters=dict_to_struct(row.parameters),
+        tags=row.tags or [],
+        flow_runner=c.FlowRunnerSettings(
+            type=row.flow_runner_type, config=dict_to_struct(row.flow_runner_config)
+        ),
+        description=row.description or "",
+        catchup=row.catchup,
+        storage_block_id=row.storage_block_id or "",
+    )
+    sched = schedule_out(row.schedule)
+    if sched is not None:
+        msg.schedule.CopyFrom(sched)
+    if row.max_lateness_seconds is not None:
+        msg.max_lateness.FromTimedelta(dt.timedelta(seconds=row.max_lateness_seconds))
+    nrt = next_run_time or getattr(row, "next_run_time", None)
+    if nrt is not None:
+        msg.next_run_time.CopyFrom(ts(nrt))
+    return msg
+
+
+# -- flow runs ---------------------------------------------------------------
+
+def state_in(msg: c.State, path: str) -> StateInput:
+    t = state_type_name(msg.type, f"{path}.type")
+    if len(msg.name) > 64:
+        raise InvalidArgument(f"{path}.name", msg.name, "must be at most 64 characters")
+    return StateInput(type=t, name=msg.name, message=msg.message)
+
+
+def flow_run_in(msg: c.FlowRun, path: str = "flow_run") -> FlowRunInput:
+    inp = FlowRunInput()
+    if msg.flow_id:
+        inp.flow_id = uuid_str(msg.flow_id, f"{path}.flow_id")
+    elif msg.flow_name:
+        inp.flow_name = name(msg.flow_name, f"{path}.flow_name")
+    else:
+        raise InvalidArgument(f"{path}.flow_name", "", "flow_id or flow_name is required")
+    if msg.deployment_id:
+        inp.deployment_id = uuid_str(msg.deployment_id, f"{path}.deployment_id")
+    if msg.name:
+        inp.name = name(msg.name, f"{path}.name")
+    inp.parameters = struct_to_dict(msg.parameters, f"{path}.parameters")
+    inp.tags = tags(msg.tags, f"{path}.tags")
+    if msg.HasField("state"):
+        inp.state = state_in(msg.state, f"{path}.state")
+    inp.expected_start_time = from_ts(msg, "expected_start_time", f"{path}.expected_start_time")
+    if len(msg.idempotency_key) > 300:
+        raise InvalidArgument(f"{path}.idempotency_key", msg.idempotency_key, "must be at most 300 characters")
+    inp.idempotency_key = msg.idempotency_key or None
+    inp.flow_runner_type = msg.flow_runner.type
+    inp.flow_runner_config = struct_to_dict(msg.flow_runner.config, f"{path}.flow_runner.config")
+    return inp
+
+
+def state_out(type_: str, name_: str, message: str, timestamp: dt.datetime) -> c.State:
+    return c.State(type=state_type_value(type_), name=name_, message=message, timestamp=ts(timestamp))
+
+
+def flow_run_out(row) -> c.FlowRun:
+    msg = c.FlowRun(
+        id=row.id,
+        name=row.name,
+        flow_id=row.flow_id,
+        flow_name=getattr(row, "flow_name", "") or "",
+        deployment_id=row.deployment_id or "",
+        parameters=dict_to_struct(row.parameters),
+        tags=row.tags or [],
+        state=state_out(row.state_type, row.state_name, row.state_message, row.state_timestamp),
+        expected_start_time=ts(row.expected_start_time),
+        start_time=ts(row.start_time),
+        end_time=ts(row.end_time),
+        idempotency_key=row.idempotency_key or "",
+        flow_runner=c.FlowRunnerSettings(
+            type=row.flow_runner_type, config=dict_to_struct(row.flow_runner_config)
+        ),
+        created=ts(row.created),
+        updated=ts(row.updated),
+        auto_scheduled=row.auto_scheduled,
+    )
+    msg.total_run_time.FromTimedelta(dt.timedelta(seconds=row.total_run_time or 0.0))
+    for h in getattr(row, "history", None) or []:
+        msg.state_history.append(state_out(h.type, h.name, h.message, h.timestamp))
+    if row.lease_id:
+        msg.lease.CopyFrom(
+            c.Lease(
+                lease_id=row.lease_id,
+                agent_id=row.agent_id or "",
+                agent_name=row.agent_name or "",
+                fencing_token=row.fencing_token,
+                expire_time=ts(row.lease_expires),
+            )
+        )
+    return msg
+
+
+def flow_out(row) -> c.Flow:
+    return c.Flow(id=row.id, name=row.name, created=ts(row.created), updated=ts(row.updated))
+
+
+def log_out(row) -> c.LogRecord:
+    return c.LogRecord(
+        flow_run_id=row.flow_run_id,
+        timestamp=ts(row.timestamp),
+        level=row.level,
+        logger_name=row.logger_name,
+        message=row.message,
+    )

@@ -1,0 +1,116 @@
+"""The one place domain errors become gRPC statuses."""
+from __future__ import annotations
+
+import logging
+
+import grpc
+from sqlalchemy.exc import OperationalError
+
+from flowdeck.server import errors
+from flowdeck.v1 import common_pb2
+
+log = logging.getLogger("flowdeck.server.api")
+
+ERROR_INFO_KEY = "flowdeck-error-info-bin"
+
+# Domain error -> gRPC status code. The only table.
+STATUS_FOR = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Aborted: grpc.StatusCode.ABORTED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, tuple]:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_FOR:
+            info = common_pb2.ErrorInfo(reason=exc.reason, domain="flowdeck", metadata=exc.metadata)
+            return STATUS_FOR[cls], exc.message, ((ERROR_INFO_KEY, info.SerializeToString()),)
+    if isinstance(exc, OperationalError):
+        log.warning("database unavailable: %s", exc.orig if exc.orig else exc)
+        return grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry", ()
+    log.error("unexpected error", exc_info=exc)
+    return grpc.StatusCode.INTERNAL, "internal error (see the server log)", ()
+
+
+async def _abort(context, exc):
+    code, message, trailing = status_for(exc)
+    if trailing:
+        context.set_trailing_metadata(trailing)
+    await context.abort(code, message)
+
+
+def _is_abort(exc: BaseException) -> bool:
+    return isinstance(exc, grpc.aio.AbortError) or type(exc).__name__ in ("AbortError", "UsageError")
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every handler so a raised error becomes the right status."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary_unary(request, context):
+                try:
+                    return await inner(request, context)
+                except Exception as exc:
+                    if _is_abort(exc):
+                        raise
+                    await _abort(context, exc)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request, context):
+                try:
+                    async for item in inner_us(request, context):
+                        yield item
+                except Exception as exc:
+                    if _is_abort(exc):
+                        raise
+                    await _abort(context, exc)
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+
+            async def stream_unary(request_iterator, context):
+                try:
+                    return await inner_su(request_iterator, context)
+                except Exception as exc:
+                    if _is_abort(exc):
+                        raise
+                    await _abort(context, exc)
+
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary, handler.request_deserializer, handler.response_serializer
+            )
+        inner_ss = handler.stream_stream
+
+        async def stream_stream(request_iterator, context):
+            try:
+                async for item in inner_ss(request_iterator, context):
+                    yield item
+            except Exception as exc:
+                if _is_abort(exc):
+                    raise
+                await _abort(context, exc)
+
+        return grpc.stream_stream_rpc_method_handler(
+            stream_stream, handler.request_deserializer, handler.response_serializer
+        )

@@ -1,0 +1,185 @@
+"""Assemble and run the gRPC server (grpc.aio)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from flowdeck.server.api.base import AppContext
+from flowdeck.server.api.deployment_servicer import DeploymentServicer
+from flowdeck.server.api.flow_run_servicer import FlowRunServicer
+from flowdeck.server.api.flow_servicer import FlowServicer
+from flowdeck.server.api.interceptors import ErrorInterceptor
+from flowdeck.server.api.log_servicer import LogServicer
+from flowdeck.server.db import Database
+from flowdeck.server.events import Events
+from flowdeck.server.settings import Settings
+from flowdeck.v1 import (
+    agent_service_pb2,
+    agent_service_pb2_grpc,
+    deployment_service_pb2,
+    deployment_service_pb2_grpc,
+    flow_data_service_pb2,
+    flow_data_service_pb2_grpc,
+    flow_run_service_pb2,
+    flow_run_service_pb2_grpc,
+    flow_service_pb2,
+    flow_service_pb2_grpc,
+    log_service_pb2,
+    log_service_pb2_grpc,
+    schedule_service_pb2,
+    schedule_service_pb2_grpc,
+    storage_service_pb2,
+    storage_service_pb2_grpc,
+    work_queue_service_pb2,
+    work_queue_service_pb2_grpc,
+)
+
+log = logging.getLogger("flowdeck.server")
+
+# (pb2 module, grpc module, service name, servicer factory or None = UNIMPLEMENTED)
+SERVICES = [
+    (flow_service_pb2, flow_service_pb2_grpc, "FlowService", FlowServicer),
+    (deployment_service_pb2, deployment_service_pb2_grpc, "DeploymentService", DeploymentServicer),
+    (flow_run_service_pb2, flow_run_service_pb2_grpc, "FlowRunService", FlowRunServicer),
+    (log_service_pb2, log_service_pb2_grpc, "LogService", LogServicer),
+    (schedule_service_pb2, schedule_service_pb2_grpc, "ScheduleService", None),
+    (work_queue_service_pb2, work_queue_service_pb2_grpc, "WorkQueueService", None),
+    (agent_service_pb2, agent_service_pb2_grpc, "AgentService", None),
+    (flow_data_service_pb2, flow_data_service_pb2_grpc, "FlowDataService", None),
+    (storage_service_pb2, storage_service_pb2_grpc, "StorageService", None),
+]
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+class FlowdeckServer:
+    """A running server: `await start()`, then `port`, then `await stop()`."""
+
+    def __init__(self, settings: Settings | None = None, *, background: bool = True):
+        self.settings = settings or Settings.from_env()
+        self.background = background
+        self.port = 0
+        self.db: Database | None = None
+        self.grpc: grpc.aio.Server | None = None
+        self.tasks: list[asyncio.Task] = []
+        self.app: AppContext | None = None
+        self.started_at = 0.0
+
+    async def start(self) -> int:
+        t0 = time.monotonic()
+        s = self.settings
+        self.db = Database(s.resolved_database_url(), threads=s.db_threads)
+        events = Events()
+        events.loop = asyncio.get_running_loop()
+        self.app = AppContext(db=self.db, settings=s, events=events)
+        self.grpc = grpc.aio.server(
+            interceptors=[ErrorInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.max_send_message_length", MAX_MESSAGE),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        names = [reflection.SERVICE_NAME, health.SERVICE_NAME]
+        for pb2, rpc, name, factory in SERVICES:
+            servicer = factory(self.app) if factory else getattr(rpc, f"{name}Servicer")()
+            getattr(rpc, f"add_{name}Servicer_to_server")(servicer, self.grpc)
+            names.append(pb2.DESCRIPTOR.services_by_name[name].full_name)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        reflection.enable_server_reflection(names, self.grpc)
+        await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.port = self.grpc.add_insecure_port(f"{s.host}:{s.port}")
+        if self.port == 0:
+            raise RuntimeError(f"cannot bind {s.host}:{s.port}")
+        await self.grpc.start()
+        # Migrations after binding: health answers NOT_SERVING until they are done.
+        await self.db.run(self.db.migrate)
+        if self.background:
+            self._start_background()
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self.started_at = time.monotonic() - t0
+        log.info("flowdeck server SERVING on %s:%d (%s) in %.2fs", s.host, self.port,
+                 "sqlite" if self.db.is_sqlite else "postgres", self.started_at)
+        return self.port
+
+    def _start_background(self) -> None:
+        from flowdeck.server import loops
+
+        self.tasks.extend(loops.start_all(self.app))
+
+    async def stop(self, grace: float | None = None) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.grpc is not None:
+            await self.health.enter_graceful_shutdown()
+            await self.grpc.stop(self.settings.shutdown_grace if grace is None else grace)
+        if self.db is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.db.close)
+        log.info("flowdeck server stopped")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+
+
+def serve_forever(settings: Settings) -> None:
+    """`flowdeck server start`: run until SIGTERM/SIGINT, then shut down gracefully."""
+
+    async def main():
+        server = FlowdeckServer(settings)
+        await server.start()
+        print(f"flowdeck server listening on {settings.host}:{server.port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down: letting in-flight calls finish")
+        await server.stop()
+
+    asyncio.run(main())
+
+
+class ThreadedServer:
+    """A server on its own event loop in a daemon thread (the embedded default,
+    and tests that need a server beside synchronous code)."""
+
+    def __init__(self, settings: Settings, *, background: bool = True):
+        self.settings = settings
+        self.background = background
+        self.loop = asyncio.new_event_loop()
+        self.server: FlowdeckServer | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, name="flowdeck-server", daemon=True)
+
+    def start(self) -> str:
+        self._thread.start()
+        self.server = FlowdeckServer(self.settings, background=self.background)
+        fut = asyncio.run_coroutine_threadsafe(self.server.start(), self.loop)
+        port = fut.result(timeout=120)
+        return f"{self.settings.host}:{port}"
+
+    def stop(self, grace: float = 1.0) -> None:
+        if self.server is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self.server.stop(grace), self.loop)
+        try:
+            fut.result(timeout=30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
+            self.server = None

@@ -1,0 +1,195 @@
+"""Deployments: upsert on flow_name/name, lookups, listing, field-mask updates."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from flowdeck.server import flows, pagination, scheduler
+from flowdeck.server.errors import AlreadyExists, InvalidArgument, NotFound
+from flowdeck.server.models import DeploymentRow, FlowRow, utcnow
+from flowdeck.server.sqlhelpers import has_all_tags
+
+# Runner types an agent knows how to run; anything else is refused at create time.
+RUNNER_TYPES = ("universal", "subprocess", "in-process")
+
+# Fields a full create sets and UpdateDeployment's mask may name.
+MUTABLE = (
+    "name",
+    "flow_data",
+    "schedule",
+    "is_schedule_active",
+    "parameters",
+    "tags",
+    "flow_runner",
+    "description",
+    "catchup",
+    "max_lateness",
+)
+# Changing any of these replaces the deployment's future auto-scheduled runs.
+SCHEDULING_FIELDS = ("schedule", "is_schedule_active", "parameters", "tags", "flow_runner", "max_lateness")
+
+
+@dataclasses.dataclass
+class DeploymentInput:
+    name: str = ""
+    flow_id: str = ""
+    flow_name: str = ""
+    flow_data_encoding: str = ""
+    flow_data_blob: str = ""
+    schedule: dict | None = None
+    is_schedule_active: bool = True
+    parameters: dict = dataclasses.field(default_factory=dict)
+    tags: list = dataclasses.field(default_factory=list)
+    flow_runner_type: str = "universal"
+    flow_runner_config: dict = dataclasses.field(default_factory=dict)
+    description: str = ""
+    catchup: bool = False
+    max_lateness_seconds: float | None = None
+    storage_block_id: str | None = None
+
+
+def _columns_for(field: str) -> tuple[str, ...]:
+    return {
+        "flow_data": ("flow_data_encoding", "flow_data_blob", "storage_block_id"),
+        "flow_runner": ("flow_runner_type", "flow_runner_config"),
+        "max_lateness": ("max_lateness_seconds",),
+    }.get(field, (field,))
+
+
+def check_runner_type(runner_type: str) -> None:
+    if runner_type not in RUNNER_TYPES:
+        raise InvalidArgument(
+            "deployment.flow_runner.type", runner_type, f"must be one of {', '.join(RUNNER_TYPES)}"
+        )
+
+
+def _resolve_flow(s: Session, inp: DeploymentInput) -> FlowRow:
+    if inp.flow_id:
+        flow = flows.get(s, inp.flow_id)
+        if inp.flow_name and inp.flow_name != flow.name:
+            raise InvalidArgument(
+                "deployment.flow_name", inp.flow_name, f"does not match flow {inp.flow_id} ({flow.name!r})"
+            )
+        return flow
+    return flows.get_or_create(s, inp.flow_name)
+
+
+def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None) -> tuple[DeploymentRow, bool]:
+    """Create the deployment, or update the one with the same flow and name."""
+    now = now or utcnow()
+    check_runner_type(inp.flow_runner_type)
+    flow = _resolve_flow(s, inp)
+    row = s.scalar(
+        select(DeploymentRow).where(DeploymentRow.flow_id == flow.id, DeploymentRow.name == inp.name)
+    )
+    created = row is None
+    if created:
+        row = DeploymentRow(flow_id=flow.id, name=inp.name, created=now, updated=now)
+        s.add(row)
+        changed = set(SCHEDULING_FIELDS)
+    else:
+        changed = set()
+    for field in MUTABLE:
+        if field == "name":
+            continue
+        for col in _columns_for(field):
+            value = getattr(inp, col)
+            if getattr(row, col) != value:
+                setattr(row, col, value)
+                changed.add(field)
+    row.updated = now
+    s.flush()
+    row.flow_name = flow.name  # for the API's convenience field
+    if changed & set(SCHEDULING_FIELDS):
+        scheduler.reschedule_deployment(s, row, now)
+    return row, created
+
+
+def _with_flow_name(s: Session, row: DeploymentRow) -> DeploymentRow:
+    row.flow_name = s.scalar(select(FlowRow.name).where(FlowRow.id == row.flow_id))
+    return row
+
+
+def get(s: Session, deployment_id: str) -> DeploymentRow:
+    row = s.get(DeploymentRow, deployment_id)
+    if row is None:
+        raise NotFound(f"deployment {deployment_id!r} not found", reason="DEPLOYMENT_NOT_FOUND")
+    return _with_flow_name(s, row)
+
+
+def split_name(full: str, field: str = "name") -> tuple[str, str]:
+    flow_name, sep, dep_name = full.partition("/")
+    if not sep or not flow_name or not dep_name or "/" in dep_name:
+        raise InvalidArgument(field, full, "must be 'flow_name/deployment_name'")
+    return flow_name, dep_name
+
+
+def get_by_name(s: Session, full: str, field: str = "name") -> DeploymentRow:
+    flow_name, dep_name = split_name(full, field)
+    row = s.scalar(
+        select(DeploymentRow)
+        .join(FlowRow, FlowRow.id == DeploymentRow.flow_id)
+        .where(FlowRow.name == flow_name, DeploymentRow.name == dep_name)
+    )
+    if row is None:
+        raise NotFound(f"deployment {full!r} not found", reason="DEPLOYMENT_NOT_FOUND")
+    row.flow_name = flow_name
+    return row
+
+
+def list_(s: Session, page_size: int, page_token: str, flow_name: str = "", tags: list[str] | None = None):
+    stmt = (
+        select(DeploymentRow, FlowRow.name)
+        .join(FlowRow, FlowRow.id == DeploymentRow.flow_id)
+        .order_by(FlowRow.name, DeploymentRow.name)
+    )
+    if flow_name:
+        stmt = stmt.where(FlowRow.name == flow_name)
+    if tags:
+        stmt = stmt.where(has_all_tags(DeploymentRow.tags, tags, s.bind.dialect.name))
+    size = pagination.page_size(page_size)
+    offset = pagination.decode(page_token)
+    rows = s.execute(stmt.offset(offset).limit(size + 1)).all()
+    out = []
+    for row, fname in rows[:size]:
+        row.flow_name = fname
+        out.append(row)
+    return out, (pagination.encode(offset + size) if len(rows) > size else "")
+
+
+def update(s: Session, deployment_id: str, inp: DeploymentInput, paths: list[str], now: dt.datetime | None = None):
+    now = now or utcnow()
+    row = get(s, deployment_id)
+    changed = set()
+    for path in paths:
+        if path == "flow_runner":
+            check_runner_type(inp.flow_runner_type)
+        if path == "name" and inp.name != row.name:
+            clash = s.scalar(
+                select(DeploymentRow.id).where(
+                    DeploymentRow.flow_id == row.flow_id, DeploymentRow.name == inp.name
+                )
+            )
+            if clash:
+                raise AlreadyExists(
+                    f"deployment {row.flow_name}/{inp.name} already exists", reason="DEPLOYMENT_EXISTS"
+                )
+        for col in _columns_for(path):
+            value = getattr(inp, col)
+            if getattr(row, col) != value:
+                setattr(row, col, value)
+                changed.add(path)
+    row.updated = now
+    s.flush()
+    if changed & set(SCHEDULING_FIELDS):
+        scheduler.reschedule_deployment(s, row, now)
+    return row
+
+
+def delete_(s: Session, deployment_id: str) -> None:
+    get(s, deployment_id)
+    scheduler.delete_future_runs(s, deployment_id)
+    s.execute(delete(DeploymentRow).where(DeploymentRow.id == deployment_id))

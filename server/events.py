@@ -1,0 +1,37 @@
+"""In-process wake-ups: who is waiting for new runs or state changes."""
+from __future__ import annotations
+
+import asyncio
+
+
+class Events:
+    """Level-triggered wake-ups for loops in the server (scheduler, dispatcher)."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def subscribe(self, topic: str) -> asyncio.Event:
+        ev = asyncio.Event()
+        self._waiters.setdefault(topic, set()).add(ev)
+        return ev
+
+    def unsubscribe(self, topic: str, ev: asyncio.Event) -> None:
+        self._waiters.get(topic, set()).discard(ev)
+
+    def publish(self, topic: str) -> None:
+        """Wake every waiter of `topic`; safe from any thread."""
+        if self.loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self._set(topic)
+        else:
+            self.loop.call_soon_threadsafe(self._set, topic)
+
+    def _set(self, topic: str) -> None:
+        for ev in self._waiters.get(topic, ()):
+            ev.set()

@@ -1,0 +1,52 @@
+"""Flows: get-or-create by name, lookups, listing, deletion."""
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from flowdeck.server import pagination
+from flowdeck.server.errors import NotFound
+from flowdeck.server.models import FlowRow, new_id, utcnow
+
+
+def get_or_create(s: Session, name: str) -> FlowRow:
+    row = s.scalar(select(FlowRow).where(FlowRow.name == name))
+    if row is not None:
+        return row
+    # ON CONFLICT DO NOTHING: two callers creating one flow both get it.
+    insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    s.execute(
+        insert(FlowRow)
+        .values(id=new_id(), name=name, created=now, updated=now)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    return s.scalar(select(FlowRow).where(FlowRow.name == name))
+
+
+def get(s: Session, flow_id: str) -> FlowRow:
+    row = s.get(FlowRow, flow_id)
+    if row is None:
+        raise NotFound(f"flow {flow_id!r} not found", reason="FLOW_NOT_FOUND")
+    return row
+
+
+def get_by_name(s: Session, name: str) -> FlowRow:
+    row = s.scalar(select(FlowRow).where(FlowRow.name == name))
+    if row is None:
+        raise NotFound(f"flow {name!r} not found", reason="FLOW_NOT_FOUND")
+    return row
+
+
+def list_(s: Session, page_size: int, page_token: str, name_prefix: str = ""):
+    stmt = select(FlowRow).order_by(FlowRow.name)
+    if name_prefix:
+        stmt = stmt.where(FlowRow.name.startswith(name_prefix, autoescape=True))
+    return pagination.paginate(stmt, s, page_size, page_token)
+
+
+def delete_(s: Session, flow_id: str) -> None:
+    get(s, flow_id)
+    s.execute(delete(FlowRow).where(FlowRow.id == flow_id))

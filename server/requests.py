@@ -1,0 +1,40 @@
+"""AIP-155 request ids: the first response to a request_id is kept and replayed."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from flowdeck.server.errors import InvalidArgument
+from flowdeck.server.models import RequestLogRow, utcnow
+
+KEEP = dt.timedelta(days=7)
+
+
+def check_request_id(request_id: str) -> None:
+    if not request_id:
+        return
+    try:
+        uuid.UUID(request_id)
+    except ValueError:
+        raise InvalidArgument("request_id", request_id, "must be a UUID") from None
+
+
+def find(s: Session, method: str, request_id: str) -> bytes | None:
+    return s.scalar(
+        select(RequestLogRow.response).where(
+            RequestLogRow.method == method, RequestLogRow.request_id == request_id
+        )
+    )
+
+
+def save(s: Session, method: str, request_id: str, response: bytes) -> None:
+    s.add(RequestLogRow(method=method, request_id=request_id, response=response))
+    s.flush()
+
+
+def prune(s: Session, now: dt.datetime | None = None) -> int:
+    cutoff = (now or utcnow()) - KEEP
+    return s.execute(delete(RequestLogRow).where(RequestLogRow.created < cutoff)).rowcount

@@ -1,0 +1,53 @@
+"""Server settings: one pydantic object read from FLOWDECK_* environment variables."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+def flowdeck_home() -> Path:
+    return Path(os.environ.get("FLOWDECK_HOME") or Path.home() / ".flowdeck").expanduser()
+
+
+class Settings(BaseModel):
+    """Every server setting. Each field `x` is read from `FLOWDECK_X` when not given."""
+
+    home: Path = Field(default_factory=flowdeck_home)
+    # Empty: SQLite at $FLOWDECK_HOME/flowdeck.db (the embedded default).
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 4300
+    log_level: str = "INFO"
+    # Threads that run database work; the event loop never blocks on I/O.
+    db_threads: int = 8
+    # Seconds in-flight RPCs get to finish on SIGTERM/SIGINT.
+    shutdown_grace: float = 10.0
+    # Scheduler.
+    scheduler_enabled: bool = True
+    scheduler_loop_seconds: float = 5.0
+    scheduler_min_runs: int = 3
+    scheduler_max_runs: int = 100
+    scheduler_max_days: float = 100.0
+    scheduler_grace_seconds: float = 60.0
+    late_after_seconds: float = 5.0
+    # Agents.
+    lease_ttl_seconds: float = 30.0
+    # Flow data.
+    max_flow_data_bytes: int = 64 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        values = {}
+        for name in cls.model_fields:
+            env = os.environ.get(f"FLOWDECK_{name.upper()}")
+            if env is not None and env != "":
+                values[name] = env
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'flowdeck.db'}"
