@@ -126,7 +126,8 @@ class FlowdeckServer:
             await self.health.enter_graceful_shutdown()
             await self.grpc.stop(self.settings.shutdown_grace if grace is None else grace)
         if self.db is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.db.close)
+            # Called directly: at interpreter exit no new executor work is allowed.
+            self.db.close()
         log.info("flowdeck server stopped")
 
 

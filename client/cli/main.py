@@ -1,0 +1,120 @@
+"""`flowdeck` command line. Only argparse is imported at start; each command
+imports what it needs when it runs (so `flowdeck --help` stays fast)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _add_list_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print plain JSON for scripts")
+    p.add_argument("--limit", type=int, default=50, help="show at most N (default 50, newest first)")
+    p.add_argument("--all", action="store_true", help="page through everything")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flowdeck", description="flowdeck: deploy, schedule and run Python flows."
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    top = parser.add_subparsers(dest="group", metavar="COMMAND")
+
+    # server
+    server = top.add_parser("server", help="run the flowdeck server")
+    ssub = server.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    start = ssub.add_parser("start", help="start the server (SQLite under $FLOWDECK_HOME by default)")
+    start.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    start.add_argument("--port", type=int, default=None, help="port (default 4300; 0 picks a free one)")
+    start.add_argument("--database-url", default=None, help="e.g. postgresql+psycopg://user@host/db")
+    start.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
+    start.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler loop")
+    start.set_defaults(func="flowdeck.cli.server_cmd:start")
+
+    # deployment
+    dep = top.add_parser("deployment", help="create, inspect and run deployments")
+    dsub = dep.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    p = dsub.add_parser("ls", help="list deployments")
+    p.add_argument("--flow-name", default="", help="only this flow's deployments")
+    p.add_argument("--tag", action="append", default=[], help="only deployments with this tag")
+    _add_list_flags(p)
+    p.set_defaults(func="flowdeck.cli.deployment_cmd:ls")
+    p = dsub.add_parser("inspect", help="show every property of a deployment")
+    p.add_argument("name", metavar="FLOW/DEPLOYMENT")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func="flowdeck.cli.deployment_cmd:inspect")
+    p = dsub.add_parser("delete", help="delete a deployment")
+    p.add_argument("name", metavar="FLOW/DEPLOYMENT")
+    p.set_defaults(func="flowdeck.cli.deployment_cmd:delete")
+    for verb, active in (("pause-schedule", False), ("resume-schedule", True)):
+        p = dsub.add_parser(verb, help=f"{'pause' if not active else 'resume'} a deployment's schedule")
+        p.add_argument("name", metavar="FLOW/DEPLOYMENT")
+        p.set_defaults(func="flowdeck.cli.deployment_cmd:set_schedule_active", active=active)
+
+    # flow-run
+    fr = top.add_parser("flow-run", help="list and inspect flow runs")
+    fsub = fr.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    p = fsub.add_parser("ls", help="list flow runs, newest first")
+    p.add_argument("--flow-name", default="")
+    p.add_argument("--deployment", default="", metavar="FLOW/DEPLOYMENT")
+    p.add_argument("--state", action="append", default=[], metavar="TYPE", help="e.g. COMPLETED (repeatable)")
+    p.add_argument("--tag", action="append", default=[])
+    _add_list_flags(p)
+    p.set_defaults(func="flowdeck.cli.flow_run_cmd:ls")
+    p = fsub.add_parser("inspect", help="show a flow run by id or name")
+    p.add_argument("run", metavar="ID_OR_NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func="flowdeck.cli.flow_run_cmd:inspect")
+    p = fsub.add_parser("logs", help="print a flow run's logs")
+    p.add_argument("run", metavar="ID_OR_NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func="flowdeck.cli.flow_run_cmd:logs")
+    p = fsub.add_parser("cancel", help="cancel a flow run")
+    p.add_argument("run", metavar="ID_OR_NAME")
+    p.set_defaults(func="flowdeck.cli.flow_run_cmd:cancel")
+    p = fsub.add_parser("delete", help="delete a flow run")
+    p.add_argument("run", metavar="ID_OR_NAME")
+    p.set_defaults(func="flowdeck.cli.flow_run_cmd:delete")
+
+    for extend in EXTENSIONS:
+        _resolve(extend)(top)
+    return parser
+
+
+# Modules that add command groups: "module:function(subparsers)".
+EXTENSIONS: list[str] = []
+
+
+def _resolve(spec: str):
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from importlib.metadata import version
+
+        print(version("flowdeck"))
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    from flowdeck.exceptions import FlowdeckError
+
+    try:
+        code = _resolve(args.func)(args)
+    except FlowdeckError as e:
+        print(f"Error: {e.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,407 @@
+"""The typed flowdeck client: generated stubs in, pydantic models out.
+
+    from flowdeck.client import get_client
+    client = get_client()          # FLOWDECK_API_URL, else the embedded default
+    dep, created = client.create_deployment("daily", flow_name="etl")
+
+Mutations carry a request_id (AIP-155) that is reused when the call is retried
+after UNAVAILABLE or DEADLINE_EXCEEDED, so a retry never applies twice. Reads
+are retried the same way; nothing else is.
+"""
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import os
+import threading
+import time
+import uuid
+from typing import Any, Iterator
+
+import grpc
+from google.protobuf import duration_pb2, field_mask_pb2, struct_pb2, timestamp_pb2
+
+from flowdeck import exceptions as exc
+from flowdeck import models
+from flowdeck.v1 import common_pb2 as c
+from flowdeck.v1 import deployment_service_pb2 as dpb
+from flowdeck.v1 import deployment_service_pb2_grpc as dgrpc
+from flowdeck.v1 import flow_run_service_pb2 as rpb
+from flowdeck.v1 import flow_run_service_pb2_grpc as rgrpc
+from flowdeck.v1 import flow_service_pb2 as fpb
+from flowdeck.v1 import flow_service_pb2_grpc as fgrpc
+from flowdeck.v1 import log_service_pb2 as lpb
+from flowdeck.v1 import log_service_pb2_grpc as lgrpc
+
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+ERROR_INFO_KEY = "flowdeck-error-info-bin"
+
+
+def _address(url: str) -> str:
+    for prefix in ("grpc://", "http://", "dns:///"):
+        if url.startswith(prefix):
+            return url[len(prefix):].rstrip("/")
+    return url.rstrip("/")
+
+
+def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(value.astimezone(dt.timezone.utc))
+    return out
+
+
+def struct(d: dict | None) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    if d:
+        s.update(_jsonable(d))
+    return s
+
+
+def _jsonable(value):
+    """Struct takes JSON values; let pydantic turn dates, UUIDs and models into them."""
+    import json
+
+    from pydantic_core import to_jsonable_python
+
+    return json.loads(json.dumps(value, default=to_jsonable_python))
+
+
+def state_type(name: str) -> int:
+    try:
+        return c.StateType.Value(f"STATE_TYPE_{name.upper()}")
+    except ValueError:
+        raise exc.InvalidArgumentError(f"invalid state type {name!r}") from None
+
+
+def schedule_pb(schedule) -> c.Schedule | None:
+    if schedule is None:
+        return None
+    if isinstance(schedule, c.Schedule):
+        return schedule
+    from flowdeck.schedules import schedule_from_dict
+
+    if isinstance(schedule, dict):
+        schedule = schedule_from_dict(schedule)
+    return schedule.to_proto()
+
+
+def runner_pb(runner) -> c.FlowRunnerSettings | None:
+    if runner is None:
+        return None
+    if isinstance(runner, c.FlowRunnerSettings):
+        return runner
+    if isinstance(runner, dict):
+        return c.FlowRunnerSettings(type=runner.get("type", "universal"), config=struct(runner.get("config")))
+    if hasattr(runner, "to_settings"):
+        runner = runner.to_settings()
+    return c.FlowRunnerSettings(type=runner.type, config=struct(runner.config))
+
+
+def translate(err: grpc.RpcError, address: str) -> exc.FlowdeckError:
+    code = err.code()
+    details = err.details() or code.name
+    reason, metadata = "", {}
+    for key, value in err.trailing_metadata() or ():
+        if key == ERROR_INFO_KEY:
+            info = c.ErrorInfo.FromString(value)
+            reason, metadata = info.reason, dict(info.metadata)
+    if code == grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower() or "dns" in details.lower()):
+        return exc.ConnectionFailedError(
+            f"cannot reach the flowdeck server at {address}; start one with `flowdeck server start`"
+        )
+    cls = exc.BY_CODE.get(code.name, exc.ServerError)
+    return cls(details, reason=reason, metadata=metadata)
+
+
+class FlowdeckClient:
+    """Synchronous client over one gRPC channel."""
+
+    def __init__(self, address: str, *, timeout: float = 30.0, retries: int = 3, channel: grpc.Channel | None = None):
+        self.address = _address(address)
+        self.timeout = timeout
+        self.retries = retries
+        self.channel = channel or grpc.insecure_channel(
+            self.address,
+            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                     ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                     ("grpc.enable_retries", 0)],
+        )
+        self.flows = fgrpc.FlowServiceStub(self.channel)
+        self.deployments = dgrpc.DeploymentServiceStub(self.channel)
+        self.flow_runs = rgrpc.FlowRunServiceStub(self.channel)
+        self.logs = lgrpc.LogServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def stub(self, module_grpc, service: str):
+        """A raw stub for services this client does not wrap yet."""
+        return getattr(module_grpc, f"{service}Stub")(self.channel)
+
+    def call(self, method, request, *, idempotent: bool = True, timeout: float | None = None):
+        """Call with retries on UNAVAILABLE/DEADLINE_EXCEEDED (idempotent calls only)."""
+        attempts = self.retries if idempotent else 1
+        delay = 0.1
+        for attempt in range(attempts):
+            try:
+                return method(request, timeout=timeout or self.timeout)
+            except grpc.RpcError as err:
+                if err.code() in RETRYABLE and attempt + 1 < attempts:
+                    time.sleep(delay)
+                    delay *= 3
+                    continue
+                raise translate(err, self.address) from None
+
+    def mutate(self, method, request):
+        """Mutations get a request_id once; retries reuse it, so they apply once."""
+        if hasattr(request, "request_id") and not request.request_id:
+            request.request_id = str(uuid.uuid4())
+        return self.call(method, request, idempotent=True)
+
+    def _pages(self, method, request, field: str, limit: int | None) -> Iterator:
+        got = 0
+        while True:
+            if limit is not None:
+                request.page_size = min(1000, max(1, limit - got))
+            response = self.call(method, request)
+            for item in getattr(response, field):
+                yield item
+                got += 1
+                if limit is not None and got >= limit:
+                    return
+            if not response.next_page_token:
+                return
+            request.page_token = response.next_page_token
+
+    # -- flows -----------------------------------------------------------------
+
+    def create_flow(self, name: str) -> models.Flow:
+        return models.flow_from_pb(self.mutate(self.flows.CreateFlow, fpb.CreateFlowRequest(flow=c.Flow(name=name))))
+
+    def get_flow(self, flow_id: str) -> models.Flow:
+        return models.flow_from_pb(self.call(self.flows.GetFlow, fpb.GetFlowRequest(id=flow_id)))
+
+    def get_flow_by_name(self, name: str) -> models.Flow:
+        return models.flow_from_pb(self.call(self.flows.GetFlowByName, fpb.GetFlowByNameRequest(name=name)))
+
+    def list_flows(self, limit: int | None = 50, name_prefix: str = "") -> list[models.Flow]:
+        req = fpb.ListFlowsRequest(name_prefix=name_prefix)
+        return [models.flow_from_pb(m) for m in self._pages(self.flows.ListFlows, req, "flows", limit)]
+
+    def delete_flow(self, flow_id: str) -> None:
+        self.call(self.flows.DeleteFlow, fpb.DeleteFlowRequest(id=flow_id), idempotent=False)
+
+    # -- deployments -------------------------------------------------------------
+
+    @staticmethod
+    def deployment_message(
+        name: str = "",
+        *,
+        flow_name: str = "",
+        flow_id: str = "",
+        flow_data: models.FlowData | dict | None = None,
+        schedule=None,
+        is_schedule_active: bool | None = None,
+        parameters: dict | None = None,
+        tags: list[str] | None = None,
+        flow_runner=None,
+        description: str = "",
+        catchup: bool = False,
+        max_lateness: float | dt.timedelta | None = None,
+        id: str = "",
+    ) -> c.Deployment:
+        msg = c.Deployment(id=id, name=name, flow_name=flow_name, flow_id=flow_id, description=description,
+                           catchup=catchup, tags=list(tags or []))
+        if flow_data is not None:
+            fd = flow_data if isinstance(flow_data, dict) else flow_data.model_dump()
+            msg.flow_data.CopyFrom(c.FlowData(encoding=fd.get("encoding", ""), blob=fd.get("blob", "")))
+        sched = schedule_pb(schedule)
+        if sched is not None:
+            msg.schedule.CopyFrom(sched)
+        if is_schedule_active is not None:
+            msg.is_schedule_active = is_schedule_active
+        msg.parameters.CopyFrom(struct(parameters))
+        runner = runner_pb(flow_runner)
+        if runner is not None:
+            msg.flow_runner.CopyFrom(runner)
+        if max_lateness is not None:
+            seconds = max_lateness.total_seconds() if isinstance(max_lateness, dt.timedelta) else float(max_lateness)
+            msg.max_lateness.CopyFrom(duration_pb2.Duration(seconds=int(seconds), nanos=int((seconds % 1) * 1e9)))
+        return msg
+
+    def create_deployment(self, name: str, **fields) -> tuple[models.Deployment, bool]:
+        """Create, or update the deployment with the same flow and name.
+        Returns (deployment, created)."""
+        msg = self.deployment_message(name, **fields)
+        resp = self.mutate(self.deployments.CreateDeployment, dpb.CreateDeploymentRequest(deployment=msg))
+        return models.deployment_from_pb(resp.deployment), resp.created
+
+    def get_deployment(self, deployment_id: str) -> models.Deployment:
+        return models.deployment_from_pb(
+            self.call(self.deployments.GetDeployment, dpb.GetDeploymentRequest(id=deployment_id))
+        )
+
+    def get_deployment_by_name(self, name: str) -> models.Deployment:
+        return models.deployment_from_pb(
+            self.call(self.deployments.GetDeploymentByName, dpb.GetDeploymentByNameRequest(name=name))
+        )
+
+    def list_deployments(self, *, flow_name: str = "", tags: list[str] | None = None,
+                         limit: int | None = 50) -> list[models.Deployment]:
+        req = dpb.ListDeploymentsRequest(flow_name=flow_name, tags=tags or [])
+        return [models.deployment_from_pb(m) for m in self._pages(self.deployments.ListDeployments, req, "deployments", limit)]
+
+    def update_deployment(self, deployment_id: str, **fields) -> models.Deployment:
+        """Update only the given fields (the update mask is their names)."""
+        msg = self.deployment_message(id=deployment_id, **fields)
+        paths = ["flow_data" if k == "flow_data" else k for k in fields]
+        req = dpb.UpdateDeploymentRequest(deployment=msg, update_mask=field_mask_pb2.FieldMask(paths=paths))
+        return models.deployment_from_pb(self.mutate(self.deployments.UpdateDeployment, req))
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        self.call(self.deployments.DeleteDeployment, dpb.DeleteDeploymentRequest(id=deployment_id), idempotent=False)
+
+    # -- flow runs ---------------------------------------------------------------
+
+    @staticmethod
+    def _state(state: str | models.State | None, name: str = "", message: str = "") -> c.State | None:
+        if state is None:
+            return None
+        if isinstance(state, models.State):
+            return c.State(type=state_type(state.type), name=state.name, message=state.message)
+        return c.State(type=state_type(state), name=name, message=message)
+
+    def create_flow_run(self, *, flow_name: str = "", flow_id: str = "", deployment_id: str = "",
+                        parameters: dict | None = None, tags: list[str] | None = None, state: str | None = None,
+                        expected_start_time: dt.datetime | None = None, idempotency_key: str = "",
+                        name: str = "", flow_runner=None) -> models.FlowRun:
+        run = c.FlowRun(flow_name=flow_name, flow_id=flow_id, deployment_id=deployment_id, name=name,
+                        tags=list(tags or []), idempotency_key=idempotency_key)
+        run.parameters.CopyFrom(struct(parameters))
+        st = self._state(state)
+        if st is not None:
+            run.state.CopyFrom(st)
+        if expected_start_time is not None:
+            run.expected_start_time.CopyFrom(ts(expected_start_time))
+        runner = runner_pb(flow_runner)
+        if runner is not None:
+            run.flow_runner.CopyFrom(runner)
+        return models.flow_run_from_pb(self.mutate(self.flow_runs.CreateFlowRun, rpb.CreateFlowRunRequest(flow_run=run)))
+
+    def create_flow_run_from_deployment(self, deployment: str, *, parameters: dict | None = None,
+                                        tags: list[str] | None = None, expected_start_time: dt.datetime | None = None,
+                                        idempotency_key: str = "", state: str | None = None,
+                                        name: str = "") -> models.FlowRun:
+        """`deployment` is an id or a "flow/deployment" name."""
+        req = rpb.CreateFlowRunFromDeploymentRequest(tags=list(tags or []), idempotency_key=idempotency_key, name=name)
+        if "/" in deployment:
+            req.deployment_name = deployment
+        else:
+            req.deployment_id = deployment
+        req.parameters.CopyFrom(struct(parameters))
+        if expected_start_time is not None:
+            req.expected_start_time.CopyFrom(ts(expected_start_time))
+        st = self._state(state)
+        if st is not None:
+            req.state.CopyFrom(st)
+        return models.flow_run_from_pb(self.mutate(self.flow_runs.CreateFlowRunFromDeployment, req))
+
+    def get_flow_run(self, run_id: str) -> models.FlowRun:
+        return models.flow_run_from_pb(self.call(self.flow_runs.GetFlowRun, rpb.GetFlowRunRequest(id=run_id)))
+
+    def resolve_flow_run(self, id_or_name: str) -> models.FlowRun:
+        """A run by id or by its readable name (the newest with that name)."""
+        try:
+            uuid.UUID(id_or_name)
+        except ValueError:
+            runs = self.list_flow_runs(name=id_or_name, limit=1)
+            if not runs:
+                raise exc.NotFoundError(f"flow run {id_or_name!r} not found") from None
+            return self.get_flow_run(runs[0].id)
+        return self.get_flow_run(id_or_name)
+
+    def list_flow_runs(self, *, flow_name: str = "", flow_id: str = "", deployment_id: str = "",
+                       state_types: list[str] | None = None, tags: list[str] | None = None,
+                       expected_start_after: dt.datetime | None = None,
+                       expected_start_before: dt.datetime | None = None, name: str = "",
+                       newest_first: bool = True, limit: int | None = 50) -> list[models.FlowRun]:
+        req = rpb.ListFlowRunsRequest(
+            flow_name=flow_name, flow_id=flow_id, deployment_id=deployment_id,
+            state_types=[state_type(s) for s in state_types or []], tags=tags or [], name=name,
+            order_by="expected_start_time desc" if newest_first else "expected_start_time",
+        )
+        if expected_start_after:
+            req.expected_start_after.CopyFrom(ts(expected_start_after))
+        if expected_start_before:
+            req.expected_start_before.CopyFrom(ts(expected_start_before))
+        return [models.flow_run_from_pb(m) for m in self._pages(self.flow_runs.ListFlowRuns, req, "flow_runs", limit)]
+
+    def set_flow_run_state(self, run_id: str, state: str, *, name: str = "", message: str = "",
+                           force: bool = False, fencing_token: int = 0) -> models.FlowRun:
+        req = rpb.SetFlowRunStateRequest(flow_run_id=run_id, state=self._state(state, name, message),
+                                         force=force, fencing_token=fencing_token)
+        return models.flow_run_from_pb(self.mutate(self.flow_runs.SetFlowRunState, req))
+
+    def cancel_flow_run(self, run_id: str) -> models.FlowRun:
+        return models.flow_run_from_pb(self.mutate(self.flow_runs.CancelFlowRun, rpb.CancelFlowRunRequest(id=run_id)))
+
+    def delete_flow_run(self, run_id: str) -> None:
+        self.call(self.flow_runs.DeleteFlowRun, rpb.DeleteFlowRunRequest(id=run_id), idempotent=False)
+
+    # -- logs --------------------------------------------------------------------
+
+    def create_logs(self, records: list[models.LogRecord | dict]) -> int:
+        msgs = []
+        for r in records:
+            r = r if isinstance(r, models.LogRecord) else models.LogRecord(**r)
+            msgs.append(c.LogRecord(flow_run_id=r.flow_run_id, timestamp=ts(r.timestamp), level=r.level,
+                                    logger_name=r.logger_name, message=r.message))
+        return self.mutate(self.logs.CreateLogs, lpb.CreateLogsRequest(logs=msgs)).created_count
+
+    def list_logs(self, run_id: str, *, min_level: int = 0, limit: int | None = None) -> list[models.LogRecord]:
+        req = lpb.ListLogsRequest(flow_run_id=run_id, min_level=min_level)
+        return [models.log_from_pb(m) for m in self._pages(self.logs.ListLogs, req, "logs", limit)]
+
+
+# -- the embedded default -------------------------------------------------------
+
+_embedded_lock = threading.Lock()
+_embedded = None
+
+
+def embedded_address() -> str:
+    """Start (once per process) an in-process server on SQLite under $FLOWDECK_HOME,
+    bound to loopback on a free port, and return its address."""
+    global _embedded
+    with _embedded_lock:
+        if _embedded is None:
+            from flowdeck.server.app import ThreadedServer
+            from flowdeck.server.settings import Settings
+
+            settings = Settings.from_env(host="127.0.0.1", port=0, database_url="", db_threads=4)
+            # Scheduling and lease loops belong to a real server; the embedded one
+            # only tracks what this process does.
+            server = ThreadedServer(settings, background=False)
+            address = server.start()
+            atexit.register(server.stop)
+            _embedded = (server, address)
+        return _embedded[1]
+
+
+def api_url() -> str | None:
+    return os.environ.get("FLOWDECK_API_URL") or None
+
+
+def get_client(address: str | None = None, **kwargs: Any) -> FlowdeckClient:
+    """A client for `address`, FLOWDECK_API_URL, or the embedded default."""
+    return FlowdeckClient(address or api_url() or embedded_address(), **kwargs)
