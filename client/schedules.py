@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from datetime import date, datetime, time, timedelta, timezone as _dt_timezone
+from datetime import datetime, timedelta, timezone as _dt_timezone
 from datetime import tzinfo as _tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Union
 
@@ -203,24 +203,29 @@ class _BaseSchedule(BaseModel):
         ``count`` (and at most :data:`MAX_TIMES`), aware, in the schedule's
         zone. Naive ``start``/``until`` are read as UTC."""
         limit = _limit(count, until)
-        start = _as_aware(start, "start")
-        until = None if until is None else _as_aware(until, "until")
+        # Compare in UTC: aware datetimes sharing a tzinfo compare by wall
+        # time, ignoring fold.
+        start = _as_aware(start, "start").astimezone(_UTC)
+        until = None if until is None else _as_aware(until, "until").astimezone(_UTC)
         out: list[datetime] = []
         if limit == 0 or (until is not None and until <= start):
             return out
         last = None
         for t in self._iter_from(start):
-            if t < start or t == last:
+            u = t.astimezone(_UTC)
+            if u < start or u == last:
                 continue
-            if until is not None and t >= until:
+            if until is not None and u >= until:
                 break
             out.append(t)
-            last = t
+            last = u
             if len(out) >= limit:
                 break
         return out
 
     def _iter_from(self, start: datetime) -> Iterator[datetime]:  # pragma: no cover
+        """Times in the zone, increasing, from at or a little before ``start``
+        (aware, UTC) on."""
         raise NotImplementedError
 
     def to_proto(self) -> "common_pb2.Schedule":  # pragma: no cover
@@ -306,6 +311,7 @@ class IntervalSchedule(_BaseSchedule):
             yield from self._iter_days(start, tz, anchor)
             return
         step = self.interval
+        anchor = anchor.astimezone(_UTC)  # exact elapsed time: work in UTC
         k = -((anchor - start) // step)  # ceil((start - anchor) / step)
         while True:
             try:
@@ -335,7 +341,7 @@ class IntervalSchedule(_BaseSchedule):
         # a few steps lead to the first time >= start.
         for _ in range(8):
             t = at(k)
-            if t is not None and t >= start:
+            if t is not None and t.astimezone(_UTC) >= start:
                 break
             if t is None and k > 0:
                 return  # beyond year 9999
@@ -470,9 +476,16 @@ class RRuleSchedule(_BaseSchedule):
         """``timezone``, else the DTSTART's TZID, else UTC."""
         return _zone(self.timezone or self._dtstart_tzid())
 
-    def _ruleset(self):
-        """The rule as a dateutil rruleset in naive local wall-clock time."""
-        from dateutil.rrule import rruleset, rrulestr
+    def _ruleset(self, not_before: datetime | None = None):
+        """The rule as a dateutil rruleset in naive local wall-clock time.
+
+        With ``not_before`` (a naive wall time) sub-daily rules without COUNT
+        get a DTSTART moved forward by whole periods to just before it: the
+        same occurrences from there on, without iterating from 2020.
+        """
+        from dateutil.rrule import HOURLY, MINUTELY, SECONDLY, rruleset, rrulestr
+
+        unit = {HOURLY: 3600, MINUTELY: 60, SECONDLY: 1}
 
         if not self.rrule.strip():
             raise ValueError("empty rule")
@@ -492,9 +505,12 @@ class RRuleSchedule(_BaseSchedule):
 
         def naive_rule(r):
             until = r._until
-            return r.replace(
-                dtstart=wall(r._dtstart), until=None if until is None else wall(until)
-            )
+            dtstart = wall(r._dtstart)
+            if not_before is not None and r._count is None and r._freq in unit:
+                period = timedelta(seconds=unit[r._freq] * r._interval)
+                if not_before > dtstart:
+                    dtstart += period * ((not_before - dtstart) // period)
+            return r.replace(dtstart=dtstart, until=None if until is None else wall(until))
 
         out = rruleset()
         for r in parsed._rrule:
@@ -518,7 +534,7 @@ class RRuleSchedule(_BaseSchedule):
         # produce an earlier instant.
         heap: list[datetime] = []
         try:
-            for w in self._ruleset().xafter(wall, inc=True):
+            for w in self._ruleset(not_before=wall).xafter(wall, inc=True):
                 try:
                     heapq.heappush(heap, _localize_shift(w, tz).astimezone(_UTC))
                     floor = w.replace(tzinfo=_UTC) - _OFFSET_SLACK

@@ -1,9 +1,7 @@
 """Portable SQL pieces for JSON columns (Postgres jsonb, SQLite json1)."""
 from __future__ import annotations
 
-import json
-
-from sqlalchemy import and_, cast, exists, func, literal_column, select, true
+from sqlalchemy import and_, exists, func, literal_column, select, true, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 
 
@@ -12,7 +10,7 @@ def has_all_tags(column, tags: list[str], dialect: str):
     if not tags:
         return true()
     if dialect == "postgresql":
-        return column.op("@>")(cast(json.dumps(sorted(set(tags))), JSONB))
+        return type_coerce(column, JSONB).contains(sorted(set(tags)))
     conds = []
     for tag in sorted(set(tags)):
         each = func.json_each(column).table_valued("value")

@@ -300,7 +300,8 @@ def test_rrule_dtstart_tzid_and_until():
     assert times == [local("America/New_York", 2024, 1, d, 9) for d in (1, 2, 3)]
     u = RRuleSchedule(rrule="FREQ=DAILY;UNTIL=20240103T000000Z", timezone="Europe/Berlin")
     got = u.next_times(datetime(2023, 12, 30, tzinfo=UTC), count=10)
-    assert got == [local("Europe/Berlin", 2023, 12, d) for d in (31,)] + [local("Europe/Berlin", 2024, 1, d) for d in (1, 2)]
+    # UNTIL 00:00Z is 01:00 in Berlin, so local midnight of Jan 3 is included
+    assert got == [local("Europe/Berlin", 2023, 12, 31)] + [local("Europe/Berlin", 2024, 1, d) for d in (1, 2, 3)]
 
 
 def test_rrule_nonexistent_time_is_shifted_forward_and_times_stay_sorted():
@@ -525,7 +526,7 @@ def test_property_sub_day_interval(seconds, micros, anchor, start, zone, count):
     times = s.next_times(start, count=count)
     assert len(times) == count
     assert times[0] >= start
-    assert times[0] - interval < start  # nothing skipped before the first
+    assert times[0].astimezone(UTC) - interval < start  # nothing skipped before the first
     assert all(b > a for a, b in zip(times, times[1:]))
     assert all(g == interval for g in utc_gaps(times))
     assert (times[0] - anchor) % interval == timedelta(0)
@@ -570,3 +571,40 @@ def test_property_cron_daily_once_per_local_day(start, zone, minute, hour):
     assert all(b > a for a, b in zip(times, times[1:]))
     assert all((t.hour, t.minute) == (hour, minute) for t in times)
     assert len({t.date() for t in times}) == len(times)
+
+
+def test_start_given_in_the_same_zone_with_fold_is_respected():
+    ny = "America/New_York"
+    second = local(ny, 2024, 11, 3, 1, 30, fold=1)  # 01:30 EST, after 01:30 EDT
+    hourly = CronSchedule(cron="0 * * * *", timezone=ny)
+    assert hourly.next_times(second, count=1) == [local(ny, 2024, 11, 3, 2)]
+    at_130 = CronSchedule(cron="30 1 * * *", timezone=ny)
+    # 01:30 EDT already happened before 01:30 EST: the next one is tomorrow
+    assert at_130.next_times(second, count=1) == [local(ny, 2024, 11, 4, 1, 30)]
+    first = local(ny, 2024, 11, 3, 1, 15)
+    assert at_130.next_times(first, count=1)[0].utcoffset() == timedelta(hours=-4)
+    every_20 = IntervalSchedule(interval=timedelta(minutes=20), timezone=ny)
+    t = every_20.next_times(second, count=2)
+    assert [x.astimezone(UTC) for x in t] == [datetime(2024, 11, 3, 6, 40, tzinfo=UTC), datetime(2024, 11, 3, 7, 0, tzinfo=UTC)]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=MINUTELY",
+        "FREQ=MINUTELY;INTERVAL=7;BYHOUR=9,10",
+        "FREQ=HOURLY;INTERVAL=5;BYDAY=MO,FR",
+        "FREQ=SECONDLY;INTERVAL=97;BYMINUTE=0,30",
+        "DTSTART:20200105T101112\nRRULE:FREQ=MINUTELY;INTERVAL=13",
+        "FREQ=HOURLY;INTERVAL=3;COUNT=100000",
+    ],
+)
+def test_rrule_sub_daily_far_from_dtstart_matches_dateutil(rule):
+    from dateutil.rrule import rrulestr
+
+    # far enough from 2020-01-01 for the DTSTART fast-forward to matter, near
+    # enough for plain dateutil to compute the expected times quickly
+    start = datetime(2020, 2, 20, 8, 9, 10)
+    expected = list(rrulestr(rule, dtstart=datetime(2020, 1, 1)).xafter(start, count=20, inc=True))
+    got = RRuleSchedule(rrule=rule).next_times(start, count=20)
+    assert [t.replace(tzinfo=None) for t in got] == expected

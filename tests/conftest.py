@@ -1,0 +1,148 @@
+"""Shared fixtures: real databases (SQLite and, when FLOWDECK_TEST_POSTGRES_URL is
+set, Postgres), real servers on 127.0.0.1 port 0, and the real client."""
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+import uuid
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("FLOWDECK_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
+
+
+def pytest_report_header(config):
+    return f"flowdeck database backends: {', '.join(BACKENDS)}"
+
+
+def _pg_admin_engine():
+    from sqlalchemy import create_engine
+
+    from flowdeck.server.db import make_url_sync
+
+    return create_engine(make_url_sync(PG_URL), isolation_level="AUTOCOMMIT")
+
+
+def _swap_db(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_database_factory():
+    """Make fresh Postgres databases for this session; drop them at the end."""
+    made: list[str] = []
+    admin = _pg_admin_engine() if PG_URL else None
+
+    def make() -> str:
+        from sqlalchemy import text
+
+        name = f"flowdeck_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        from flowdeck.server.db import make_url_sync
+
+        return _swap_db(make_url_sync(PG_URL), name)
+
+    yield make
+    if admin is not None:
+        from sqlalchemy import text
+
+        with admin.connect() as conn:
+            for name in made:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request, tmp_path_factory, pg_database_factory):
+    """A migrated database per backend for the whole session."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'flowdeck.db'}"
+    else:
+        url = pg_database_factory()
+    from flowdeck.server.db import Database
+
+    db = Database(url, threads=4)
+    db.migrate()
+    db.close()
+    return url
+
+
+def truncate_all(db) -> None:
+    from sqlalchemy import text
+
+    from flowdeck.server.models import Base
+
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with db.write() as s:
+        if db.dialect == "postgresql":
+            s.execute(text("TRUNCATE " + ", ".join(tables) + " CASCADE"))
+        else:
+            for t in tables:
+                s.execute(text(f"DELETE FROM {t}"))
+
+
+@pytest.fixture
+def db(database_url):
+    """A Database on a clean schema (rows from other tests are gone)."""
+    from flowdeck.server.db import Database
+
+    database = Database(database_url, threads=4)
+    truncate_all(database)
+    yield database
+    database.close()
+
+
+@pytest.fixture(scope="session")
+def session_server(database_url, tmp_path_factory):
+    """One in-process server per backend for the session (background loops off:
+    tests that need the scheduler or dispatcher start their own server)."""
+    from flowdeck.server.app import ThreadedServer
+    from flowdeck.server.settings import Settings
+
+    settings = Settings(home=tmp_path_factory.mktemp("home"), database_url=database_url, port=0)
+    server = ThreadedServer(settings, background=False)
+    address = server.start()
+    server.address = address
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(session_server):
+    truncate_all(session_server.server.db)
+    return session_server
+
+
+@pytest.fixture
+def client(server):
+    from flowdeck.client import FlowdeckClient
+
+    c = FlowdeckClient(server.address, timeout=20)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def flowdeck_home(tmp_path, monkeypatch):
+    home = tmp_path / "flowdeck-home"
+    home.mkdir()
+    monkeypatch.setenv("FLOWDECK_HOME", str(home))
+    monkeypatch.delenv("FLOWDECK_API_URL", raising=False)
+    return home
+
+
+def run_cli(*args, env=None, cwd=None, timeout=120, input=None):
+    """Run the real `flowdeck` console script as a process."""
+    import subprocess
+
+    exe = pathlib.Path(sys.executable).parent / "flowdeck"
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env, cwd=cwd,
+                          timeout=timeout, input=input)
