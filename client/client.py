@@ -373,6 +373,230 @@ class FlowdeckClient:
         return [models.log_from_pb(m) for m in self._pages(self.logs.ListLogs, req, "logs", limit)]
 
 
+    # -- storage blocks ------------------------------------------------------------
+
+    @property
+    def storage(self):
+        if getattr(self, "_storage_stub", None) is None:
+            from flowdeck.v1 import storage_service_pb2_grpc as sgrpc
+
+            self._storage_stub = sgrpc.StorageServiceStub(self.channel)
+        return self._storage_stub
+
+    def create_storage_block(self, block_type, config: dict | None = None, *,
+                             is_default: bool = False) -> models.StorageBlock:
+        """Register a block: a type and config, or a block instance
+        (`flowdeck.blocks.storage`). An equal type+config returns the existing block.
+        The result's secrets are masked."""
+        from flowdeck.v1 import storage_service_pb2 as spb
+
+        if not isinstance(block_type, str):
+            block_type, config = block_type.block_type, block_type.config(include_secrets=True)
+        block = c.StorageBlock(type=block_type, config=struct(config), is_default=is_default)
+        return models.storage_block_from_pb(
+            self.mutate(self.storage.CreateStorageBlock, spb.CreateStorageBlockRequest(storage_block=block))
+        )
+
+    def get_storage_block(self, block_id: str) -> models.StorageBlock:
+        from flowdeck.v1 import storage_service_pb2 as spb
+
+        return models.storage_block_from_pb(
+            self.call(self.storage.GetStorageBlock, spb.GetStorageBlockRequest(id=block_id))
+        )
+
+    def list_storage_blocks(self, limit: int | None = 50) -> list[models.StorageBlock]:
+        from flowdeck.v1 import storage_service_pb2 as spb
+
+        req = spb.ListStorageBlocksRequest()
+        return [models.storage_block_from_pb(m)
+                for m in self._pages(self.storage.ListStorageBlocks, req, "storage_blocks", limit)]
+
+    def delete_storage_block(self, block_id: str) -> None:
+        from flowdeck.v1 import storage_service_pb2 as spb
+
+        self.call(self.storage.DeleteStorageBlock, spb.DeleteStorageBlockRequest(id=block_id), idempotent=False)
+
+    def set_default_storage_block(self, block_id: str) -> models.StorageBlock:
+        from flowdeck.v1 import storage_service_pb2 as spb
+
+        return models.storage_block_from_pb(
+            self.mutate(self.storage.SetDefaultStorageBlock, spb.SetDefaultStorageBlockRequest(id=block_id))
+        )
+
+    def get_default_storage_block(self) -> models.StorageBlock | None:
+        """The server's default block, or None when none is set."""
+        from flowdeck.v1 import storage_service_pb2 as spb
+
+        try:
+            return models.storage_block_from_pb(
+                self.call(self.storage.GetDefaultStorageBlock, spb.GetDefaultStorageBlockRequest())
+            )
+        except exc.NotFoundError:
+            return None
+
+    # -- flow data -------------------------------------------------------------------
+
+    FLOW_DATA_CHUNK = 1024 * 1024
+
+    @property
+    def flow_data(self):
+        if getattr(self, "_flow_data_stub", None) is None:
+            from flowdeck.v1 import flow_data_service_pb2_grpc as fdgrpc
+
+            self._flow_data_stub = fdgrpc.FlowDataServiceStub(self.channel)
+        return self._flow_data_stub
+
+    def upload_flow_data(self, data: bytes, flow_name: str = "", filename: str = "",
+                         timeout: float | None = None) -> tuple[models.FlowData, str]:
+        """Store `data` on the server (content-addressed; the same bytes are kept
+        once). Returns (a "blockstorage" FlowData pointing at it, its SHA-256).
+        Retried on UNAVAILABLE: storing the same content twice is harmless."""
+        from flowdeck.v1 import flow_data_service_pb2 as fdpb
+
+        data = bytes(data)
+        size = self.FLOW_DATA_CHUNK
+
+        def requests():
+            yield fdpb.UploadFlowDataRequest(
+                metadata=fdpb.FlowDataMetadata(flow_name=flow_name, filename=filename, size=len(data))
+            )
+            for i in range(0, len(data), size):
+                yield fdpb.UploadFlowDataRequest(chunk=data[i:i + size])
+
+        budget = timeout or max(self.timeout, 30.0 + len(data) / (1024 * 1024))
+        resp = self.call(lambda _req, timeout: self.flow_data.UploadFlowData(requests(), timeout=timeout),
+                         None, timeout=budget)
+        return models.FlowData(encoding=resp.flow_data.encoding, blob=resp.flow_data.blob), resp.sha256
+
+    def download_flow_data(self, sha256: str, timeout: float | None = None) -> bytes:
+        """The bytes stored under `sha256`, checked against it."""
+        import hashlib
+
+        from flowdeck.v1 import flow_data_service_pb2 as fdpb
+
+        def fetch(req, timeout):
+            return b"".join(m.chunk for m in self.flow_data.DownloadFlowData(req, timeout=timeout))
+
+        data = self.call(fetch, fdpb.DownloadFlowDataRequest(sha256=sha256),
+                         timeout=timeout or max(self.timeout, 60.0))
+        if hashlib.sha256(data).hexdigest() != sha256.lower():
+            raise exc.ServerError(f"flow data {sha256} arrived corrupt (hash mismatch)")
+        return data
+
+    # -- work queues -------------------------------------------------------------------
+
+    @property
+    def work_queues(self):
+        if getattr(self, "_work_queue_stub", None) is None:
+            from flowdeck.v1 import work_queue_service_pb2_grpc as wqgrpc
+
+            self._work_queue_stub = wqgrpc.WorkQueueServiceStub(self.channel)
+        return self._work_queue_stub
+
+    @staticmethod
+    def work_queue_message(name: str = "", *, id: str = "", description: str = "",
+                           tags: list[str] | None = None, deployment_ids: list[str] | None = None,
+                           flow_runner_types: list[str] | None = None, is_paused: bool = False,
+                           concurrency_limit: int | None = None) -> c.WorkQueue:
+        msg = c.WorkQueue(id=id, name=name, description=description, is_paused=is_paused,
+                          filter=c.WorkQueueFilter(tags=list(tags or []), deployment_ids=list(deployment_ids or []),
+                                                   flow_runner_types=list(flow_runner_types or [])))
+        if concurrency_limit is not None:
+            msg.concurrency_limit = concurrency_limit
+        return msg
+
+    def create_work_queue(self, name: str, **fields) -> models.WorkQueue:
+        """Fields: description, tags, deployment_ids, flow_runner_types, is_paused,
+        concurrency_limit (None: no limit)."""
+        from flowdeck.v1 import work_queue_service_pb2 as wqpb
+
+        req = wqpb.CreateWorkQueueRequest(work_queue=self.work_queue_message(name, **fields))
+        return models.work_queue_from_pb(self.mutate(self.work_queues.CreateWorkQueue, req))
+
+    def get_work_queue(self, queue_id: str) -> models.WorkQueue:
+        from flowdeck.v1 import work_queue_service_pb2 as wqpb
+
+        return models.work_queue_from_pb(self.call(self.work_queues.GetWorkQueue, wqpb.GetWorkQueueRequest(id=queue_id)))
+
+    def get_work_queue_by_name(self, name: str) -> models.WorkQueue:
+        from flowdeck.v1 import work_queue_service_pb2 as wqpb
+
+        return models.work_queue_from_pb(
+            self.call(self.work_queues.GetWorkQueueByName, wqpb.GetWorkQueueByNameRequest(name=name)))
+
+    def list_work_queues(self, limit: int | None = 50) -> list[models.WorkQueue]:
+        from flowdeck.v1 import work_queue_service_pb2 as wqpb
+
+        req = wqpb.ListWorkQueuesRequest()
+        return [models.work_queue_from_pb(m) for m in self._pages(self.work_queues.ListWorkQueues, req, "work_queues", limit)]
+
+    def update_work_queue(self, queue_id: str, **fields) -> models.WorkQueue:
+        """Update only the given fields. `tags`, `deployment_ids` and
+        `flow_runner_types` replace the whole filter (pass all three to keep
+        the others); `concurrency_limit=None` removes the limit."""
+        from flowdeck.v1 import work_queue_service_pb2 as wqpb
+
+        paths = []
+        for k in fields:
+            path = "filter" if k in ("tags", "deployment_ids", "flow_runner_types") else k
+            if path not in paths:
+                paths.append(path)
+        if "filter" in paths:
+            current = self.get_work_queue(queue_id).filter
+            for k in ("tags", "deployment_ids", "flow_runner_types"):
+                fields.setdefault(k, getattr(current, k))
+        msg = self.work_queue_message(id=queue_id, **fields)
+        req = wqpb.UpdateWorkQueueRequest(work_queue=msg, update_mask=field_mask_pb2.FieldMask(paths=paths))
+        return models.work_queue_from_pb(self.mutate(self.work_queues.UpdateWorkQueue, req))
+
+    def delete_work_queue(self, queue_id: str) -> None:
+        from flowdeck.v1 import work_queue_service_pb2 as wqpb
+
+        self.call(self.work_queues.DeleteWorkQueue, wqpb.DeleteWorkQueueRequest(id=queue_id), idempotent=False)
+
+    def preview_work_queue(self, queue_id: str, within_seconds: int = 3600) -> list[models.FlowRun]:
+        """The runs the queue would lease that are due within the next N seconds."""
+        from flowdeck.v1 import work_queue_service_pb2 as wqpb
+
+        resp = self.call(self.work_queues.PreviewWorkQueue,
+                         wqpb.PreviewWorkQueueRequest(id=queue_id, within_seconds=within_seconds))
+        return [models.flow_run_from_pb(m) for m in resp.flow_runs]
+
+    # -- schedules -------------------------------------------------------------------
+
+    def preview_schedule(self, schedule, start: dt.datetime | None = None, count: int = 5) -> list[dt.datetime]:
+        """The next `count` times `schedule` (a dict, a flowdeck.schedules object or a
+        Schedule message) fires at or after `start` (default now), as aware datetimes
+        in the schedule's timezone. The server validates the schedule."""
+        from flowdeck.v1 import schedule_service_pb2 as spb
+        from flowdeck.v1 import schedule_service_pb2_grpc as sgrpc
+
+        req = spb.PreviewScheduleRequest(schedule=schedule_pb(schedule), count=count)
+        if start is not None:
+            req.start.CopyFrom(ts(start))
+        resp = self.call(self.stub(sgrpc, "ScheduleService").PreviewSchedule, req)
+        zone_name = getattr(req.schedule, req.schedule.WhichOneof("kind") or "interval").timezone
+        out = []
+        for utc, local in zip(resp.times, resp.local_times):
+            if zone_name:
+                from zoneinfo import ZoneInfo
+
+                out.append(utc.ToDatetime(tzinfo=dt.timezone.utc).astimezone(ZoneInfo(zone_name)))
+            else:
+                out.append(dt.datetime.fromisoformat(local))
+        return out
+
+    def list_upcoming_runs(self, deployment: str, limit: int = 50) -> list[models.FlowRun]:
+        """A deployment's SCHEDULED runs, soonest first; `deployment` is an id or
+        a "flow/deployment" name."""
+        from flowdeck.v1 import schedule_service_pb2 as spb
+        from flowdeck.v1 import schedule_service_pb2_grpc as sgrpc
+
+        dep_id = self.get_deployment_by_name(deployment).id if "/" in deployment else deployment
+        req = spb.ListUpcomingRunsRequest(deployment_id=dep_id, page_size=limit)
+        resp = self.call(self.stub(sgrpc, "ScheduleService").ListUpcomingRuns, req)
+        return [models.flow_run_from_pb(m) for m in resp.flow_runs]
+
 # -- the embedded default -------------------------------------------------------
 
 _embedded_lock = threading.Lock()

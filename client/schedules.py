@@ -38,6 +38,7 @@ from datetime import datetime, timedelta, timezone as _dt_timezone
 from datetime import tzinfo as _tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Union
 
+from flowdeck.exceptions import InvalidArgumentError
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,7 +67,7 @@ _OFFSET_SLACK = timedelta(hours=26)
 _TZID_RE = re.compile(r"DTSTART;(?:[^:\n]*;)?TZID=([^:;\s]+)", re.IGNORECASE)
 
 
-class InvalidSchedule(ValueError):
+class InvalidSchedule(InvalidArgumentError):
     """A schedule field is invalid.
 
     ``field`` is the proto path of the field (``schedule.cron.timezone``),
@@ -77,7 +78,7 @@ class InvalidSchedule(ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"invalid {field} {_fmt_value(value)}: {reason}")
+        super().__init__(f"invalid {field} {_fmt_value(value)}: {reason}", reason="INVALID_SCHEDULE")
 
     def __reduce__(self):  # keep picklable despite the custom __init__
         return (type(self), (self.field, self.value, self.reason))
@@ -576,10 +577,18 @@ def schedule_from_proto(pb: "common_pb2.Schedule") -> Schedule | None:
     which = pb.WhichOneof("kind")
     if which == "interval":
         m = pb.interval
-        anchor = m.anchor_date.ToDatetime(tzinfo=_UTC) if m.HasField("anchor_date") else None
-        return IntervalSchedule(
-            interval=m.interval.ToTimedelta(), anchor_date=anchor, timezone=m.timezone or None
-        )
+        # Timestamp/Duration outside their valid ranges raise ValueError here.
+        try:
+            anchor = m.anchor_date.ToDatetime(tzinfo=_UTC) if m.HasField("anchor_date") else None
+        except ValueError as e:
+            raise InvalidSchedule("schedule.interval.anchor_date",
+                                  f"{m.anchor_date.seconds}s{m.anchor_date.nanos}ns", str(e)) from None
+        try:
+            interval = m.interval.ToTimedelta()
+        except (ValueError, OverflowError) as e:
+            raise InvalidSchedule("schedule.interval.interval",
+                                  f"{m.interval.seconds}s{m.interval.nanos}ns", str(e)) from None
+        return IntervalSchedule(interval=interval, anchor_date=anchor, timezone=m.timezone or None)
     if which == "cron":
         m = pb.cron
         return CronSchedule(

@@ -11,12 +11,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from flowdeck.server.api.agent_servicer import AgentServicer
 from flowdeck.server.api.base import AppContext
 from flowdeck.server.api.deployment_servicer import DeploymentServicer
 from flowdeck.server.api.flow_run_servicer import FlowRunServicer
 from flowdeck.server.api.flow_servicer import FlowServicer
+from flowdeck.server.api.flow_data_servicer import FlowDataServicer
+from flowdeck.server.api.storage_servicer import StorageServicer
 from flowdeck.server.api.interceptors import ErrorInterceptor
 from flowdeck.server.api.log_servicer import LogServicer
+from flowdeck.server.api.schedule_servicer import ScheduleServicer
+from flowdeck.server.api.work_queue_servicer import WorkQueueServicer
 from flowdeck.server.db import Database
 from flowdeck.server.events import Events
 from flowdeck.server.settings import Settings
@@ -49,11 +54,11 @@ SERVICES = [
     (deployment_service_pb2, deployment_service_pb2_grpc, "DeploymentService", DeploymentServicer),
     (flow_run_service_pb2, flow_run_service_pb2_grpc, "FlowRunService", FlowRunServicer),
     (log_service_pb2, log_service_pb2_grpc, "LogService", LogServicer),
-    (schedule_service_pb2, schedule_service_pb2_grpc, "ScheduleService", None),
-    (work_queue_service_pb2, work_queue_service_pb2_grpc, "WorkQueueService", None),
-    (agent_service_pb2, agent_service_pb2_grpc, "AgentService", None),
-    (flow_data_service_pb2, flow_data_service_pb2_grpc, "FlowDataService", None),
-    (storage_service_pb2, storage_service_pb2_grpc, "StorageService", None),
+    (schedule_service_pb2, schedule_service_pb2_grpc, "ScheduleService", ScheduleServicer),
+    (work_queue_service_pb2, work_queue_service_pb2_grpc, "WorkQueueService", WorkQueueServicer),
+    (agent_service_pb2, agent_service_pb2_grpc, "AgentService", AgentServicer),
+    (flow_data_service_pb2, flow_data_service_pb2_grpc, "FlowDataService", FlowDataServicer),
+    (storage_service_pb2, storage_service_pb2_grpc, "StorageService", StorageServicer),
 ]
 MAX_MESSAGE = 64 * 1024 * 1024
 
@@ -142,13 +147,15 @@ def serve_forever(settings: Settings) -> None:
     """`flowdeck server start`: run until SIGTERM/SIGINT, then shut down gracefully."""
 
     async def main():
-        server = FlowdeckServer(settings)
-        await server.start()
-        print(f"flowdeck server listening on {settings.host}:{server.port}", flush=True)
+        # Handlers first: a SIGTERM right after the "listening" line must shut
+        # down gracefully, not kill the process.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        server = FlowdeckServer(settings)
+        await server.start()
+        print(f"flowdeck server listening on {settings.host}:{server.port}", flush=True)
         await stop.wait()
         log.info("shutting down: letting in-flight calls finish")
         await server.stop()

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from flowdeck.server import flows, pagination, scheduler
+from flowdeck.server import flows, pagination, scheduler, storage_blocks
 from flowdeck.server.errors import AlreadyExists, InvalidArgument, NotFound
 from flowdeck.server.models import DeploymentRow, FlowRow, utcnow
 from flowdeck.server.sqlhelpers import has_all_tags
@@ -77,11 +77,13 @@ def _resolve_flow(s: Session, inp: DeploymentInput) -> FlowRow:
     return flows.get_or_create(s, inp.flow_name)
 
 
-def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None) -> tuple[DeploymentRow, bool]:
+def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None,
+           settings=None) -> tuple[DeploymentRow, bool]:
     """Create the deployment, or update the one with the same flow and name."""
     now = now or utcnow()
     check_runner_type(inp.flow_runner_type)
     flow = _resolve_flow(s, inp)
+    storage_blocks.check_exists(s, inp.storage_block_id)
     row = s.scalar(
         select(DeploymentRow).where(DeploymentRow.flow_id == flow.id, DeploymentRow.name == inp.name)
     )
@@ -104,7 +106,9 @@ def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None) -> 
     s.flush()
     row.flow_name = flow.name  # for the API's convenience field
     if changed & set(SCHEDULING_FIELDS):
-        scheduler.reschedule_deployment(s, row, now)
+        scheduler.reschedule_deployment(s, row, now, settings)
+    else:
+        row.next_run_time = scheduler.next_run_time(s, row.id)
     return row, created
 
 
@@ -117,6 +121,7 @@ def get(s: Session, deployment_id: str) -> DeploymentRow:
     row = s.get(DeploymentRow, deployment_id)
     if row is None:
         raise NotFound(f"deployment {deployment_id!r} not found", reason="DEPLOYMENT_NOT_FOUND")
+    row.next_run_time = scheduler.next_run_time(s, row.id)
     return _with_flow_name(s, row)
 
 
@@ -137,6 +142,7 @@ def get_by_name(s: Session, full: str, field: str = "name") -> DeploymentRow:
     if row is None:
         raise NotFound(f"deployment {full!r} not found", reason="DEPLOYMENT_NOT_FOUND")
     row.flow_name = flow_name
+    row.next_run_time = scheduler.next_run_time(s, row.id)
     return row
 
 
@@ -157,12 +163,18 @@ def list_(s: Session, page_size: int, page_token: str, flow_name: str = "", tags
     for row, fname in rows[:size]:
         row.flow_name = fname
         out.append(row)
+    next_runs = scheduler.next_run_times(s, [row.id for row in out])
+    for row in out:
+        row.next_run_time = next_runs.get(row.id)
     return out, (pagination.encode(offset + size) if len(rows) > size else "")
 
 
-def update(s: Session, deployment_id: str, inp: DeploymentInput, paths: list[str], now: dt.datetime | None = None):
+def update(s: Session, deployment_id: str, inp: DeploymentInput, paths: list[str], now: dt.datetime | None = None,
+           settings=None):
     now = now or utcnow()
     row = get(s, deployment_id)
+    if "flow_data" in paths:
+        storage_blocks.check_exists(s, inp.storage_block_id)
     changed = set()
     for path in paths:
         if path == "flow_runner":
@@ -185,7 +197,7 @@ def update(s: Session, deployment_id: str, inp: DeploymentInput, paths: list[str
     row.updated = now
     s.flush()
     if changed & set(SCHEDULING_FIELDS):
-        scheduler.reschedule_deployment(s, row, now)
+        scheduler.reschedule_deployment(s, row, now, settings)
     return row
 
 

@@ -60,3 +60,9 @@ class Aborted(FlowdeckError):
 
 class Unavailable(FlowdeckError):
     reason = "UNAVAILABLE"
+
+
+class DataLoss(FlowdeckError):
+    """Stored data no longer matches its checksum."""
+
+    reason = "DATA_LOSS"

@@ -10,6 +10,8 @@ class Events:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        # Set by flowdeck.server.notify on Postgres: tells other replicas too.
+        self.remote = None
 
     def subscribe(self, topic: str) -> asyncio.Event:
         ev = asyncio.Event()
@@ -21,6 +23,12 @@ class Events:
 
     def publish(self, topic: str) -> None:
         """Wake every waiter of `topic`; safe from any thread."""
+        if self.remote is not None:
+            self.remote(topic)
+        self.publish_local(topic)
+
+    def publish_local(self, topic: str) -> None:
+        """Wake this process's waiters only (what a remote notification does)."""
         if self.loop is None:
             return
         try:

@@ -260,6 +260,13 @@ def set_state(
 ) -> FlowRunRow:
     now = now or utcnow()
     row = get(s, run_id, for_update=True)
+    if fencing_token and not row.lease_id and row.state_type not in states.TERMINAL:
+        # The lease was released or lapsed (the run went back to its queue):
+        # the token no longer entitles anyone to report on this run.
+        raise FailedPrecondition(
+            f"fencing token {fencing_token} for flow run {run_id} is no longer leased: the lease was lost",
+            reason="STALE_FENCING_TOKEN",
+        )
     if fencing_token and fencing_token != row.fencing_token:
         raise FailedPrecondition(
             f"stale fencing token {fencing_token} for flow run {run_id} (current {row.fencing_token}):"

@@ -116,6 +116,9 @@ class DeploymentRow(TimestampMixin, Base):
     )
     # Where the scheduler got to: slots up to here exist (or were skipped).
     scheduled_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    # When the scheduler next needs to look at this deployment (its first
+    # upcoming slot); NULL means at the next pass. Keeps steady-state passes cheap.
+    scheduler_due_at: Mapped[dt.datetime | None] = mapped_column(nullable=True, index=True)
 
 
 class FlowRunRow(TimestampMixin, Base):

@@ -8,6 +8,8 @@ from flowdeck.server.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+# Larger offsets are forged tokens (and overflow the databases' integers).
+MAX_OFFSET = 2**53
 
 
 def page_size(value: int) -> int:
@@ -23,7 +25,7 @@ def decode(token: str) -> int:
         return 0
     try:
         offset = json.loads(base64.urlsafe_b64decode(token.encode() + b"==").decode())["o"]
-        if not isinstance(offset, int) or offset < 0:
+        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
             raise ValueError
         return offset
     except Exception:

@@ -13,11 +13,13 @@ from flowdeck.server.models import RequestLogRow, utcnow
 KEEP = dt.timedelta(days=7)
 
 
-def check_request_id(request_id: str) -> None:
+def check_request_id(request_id: str) -> str:
+    """The request_id in canonical form ("" when not given): every spelling
+    uuid.UUID accepts ("{...}", no dashes, upper case) names the same request."""
     if not request_id:
-        return
+        return ""
     try:
-        uuid.UUID(request_id)
+        return str(uuid.UUID(request_id))
     except ValueError:
         raise InvalidArgument("request_id", request_id, "must be a UUID") from None
 

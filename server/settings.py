@@ -34,6 +34,11 @@ class Settings(BaseModel):
     late_after_seconds: float = 5.0
     # Agents.
     lease_ttl_seconds: float = 30.0
+    # Dispatcher: besides waking on events and due times, look again this often
+    # (changes made by other processes without a notification).
+    dispatcher_safety_tick_seconds: float = 2.0
+    # Postgres: LISTEN/NOTIFY so every replica hears of new runs and cancels.
+    pg_notify: bool = True
     # Flow data.
     max_flow_data_bytes: int = 64 * 1024 * 1024
 

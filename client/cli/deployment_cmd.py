@@ -39,11 +39,15 @@ def ls(args) -> int:
 def inspect(args) -> int:
     from flowdeck.client import get_client
 
-    dep = get_client().get_deployment_by_name(args.name)
+    client = get_client()
+    dep = client.get_deployment_by_name(args.name)
     if args.json:
         output.print_json(dep)
     else:
         output.pretty(dep)
+        from flowdeck.cli.lease_info import print_deployment_leases
+
+        print_deployment_leases(client, dep)
     return 0
 
 

@@ -35,6 +35,9 @@ def inspect(args) -> int:
         output.print_json(run)
     else:
         output.pretty(run)
+        from flowdeck.cli.lease_info import print_run_lease
+
+        print_run_lease(run)
     return 0
 
 

@@ -49,6 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
         p = dsub.add_parser(verb, help=f"{'pause' if not active else 'resume'} a deployment's schedule")
         p.add_argument("name", metavar="FLOW/DEPLOYMENT")
         p.set_defaults(func="flowdeck.cli.deployment_cmd:set_schedule_active", active=active)
+    p = dsub.add_parser("create", help="create or update deployments from a .py or .yaml spec file")
+    p.add_argument("path", metavar="FILE")
+    p.add_argument("--dry-run", action="store_true", help="validate and show what would change; change nothing")
+    p.set_defaults(func="flowdeck.cli.deployment_create:create")
+    for verb, text in (("run", "create a flow run from a deployment (an agent runs it)"),
+                       ("execute", "run a deployment's flow here and now, tracked like any run")):
+        p = dsub.add_parser(verb, help=text)
+        p.add_argument("name", metavar="FLOW/DEPLOYMENT")
+        p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                       help="a parameter value, read by the parameter's type (repeatable)")
+        p.add_argument("--params", default=None, metavar="JSON", help="parameter values as a JSON object")
+        p.set_defaults(func=f"flowdeck.cli.deployment_create:{verb}")
 
     # flow-run
     fr = top.add_parser("flow-run", help="list and inspect flow runs")
@@ -81,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Modules that add command groups: "module:function(subparsers)".
-EXTENSIONS: list[str] = []
+EXTENSIONS: list[str] = [
+    "flowdeck.cli.schedule_cmd:register",
+    "flowdeck.cli.storage_cmd:register",
+    "flowdeck.cli.work_queue_cmd:register",
+    "flowdeck.cli.agent_cmd:register",
+]
 
 
 def _resolve(spec: str):

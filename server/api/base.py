@@ -33,7 +33,7 @@ class Servicer:
     async def mutate(self, method: str, request_id: str, response_type: type[M], work: Callable) -> M:
         """Run `work(session)` in one write transaction. With a request_id, the
         first response is stored in the same transaction and replayed on repeats."""
-        requests.check_request_id(request_id)
+        request_id = requests.check_request_id(request_id)
 
         def tx():
             with self.db.write() as s:

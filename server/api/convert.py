@@ -84,20 +84,51 @@ def _plain(value):
 
 
 def struct_to_dict(msg: struct_pb2.Struct, path: str) -> dict:
-    d = MessageToDict(msg)
-
-    def check(v, p):
-        if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-            raise InvalidArgument(p, v, "must be a finite number")
-        if isinstance(v, dict):
-            for k, x in v.items():
+    # Checked on the message: MessageToDict itself refuses NaN and infinities.
+    def check(v: struct_pb2.Value, p):
+        kind = v.WhichOneof("kind")
+        if kind == "number_value" and (math.isnan(v.number_value) or math.isinf(v.number_value)):
+            raise InvalidArgument(p, v.number_value, "must be a finite number")
+        if kind == "struct_value":
+            for k, x in v.struct_value.fields.items():
                 check(x, f"{p}.{k}")
-        if isinstance(v, list):
-            for i, x in enumerate(v):
+        if kind == "list_value":
+            for i, x in enumerate(v.list_value.values):
                 check(x, f"{p}[{i}]")
 
-    check(d, path)
-    return _plain(d)
+    for k, x in msg.fields.items():
+        check(x, f"{path}.{k}")
+    return _plain(MessageToDict(msg))
+
+
+def find_nul(msg, path: str = "") -> tuple[str, str] | None:
+    """The first string (or map key) holding a NUL character anywhere in `msg`, as
+    (field path, value). Postgres cannot store NUL in text or jsonb, so no request
+    may carry one, on any backend."""
+    for field, value in msg.ListFields():
+        p = f"{path}.{field.name}" if path else field.name
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            for k, v in value.items():
+                if isinstance(k, str) and "\x00" in k:
+                    return f"{p}[{k!r}]", k
+                if value_field.message_type is not None:
+                    found = find_nul(v, f"{p}.{k}")
+                    if found:
+                        return found
+                elif isinstance(v, str) and "\x00" in v:
+                    return f"{p}.{k}", v
+            continue
+        items = value if field.is_repeated else [value]
+        for i, item in enumerate(items):
+            ip = f"{p}[{i}]" if field.is_repeated else p
+            if field.message_type is not None:
+                found = find_nul(item, ip)
+                if found:
+                    return found
+            elif isinstance(item, str) and "\x00" in item:
+                return ip, item
+    return None
 
 
 def dict_to_struct(d: dict | None) -> struct_pb2.Struct:
@@ -131,9 +162,18 @@ def schedule_in(msg: c.Deployment, path: str) -> dict | None:
     try:
         sched = schedule_from_proto(msg.schedule)
     except InvalidSchedule as e:
-        field = e.field.replace("schedule", path, 1) if e.field.startswith("schedule") else f"{path}.{e.field}"
-        raise InvalidArgument(field, e.value, str(e.reason) if hasattr(e, "reason") else str(e)) from None
+        raise schedule_error(e, path) from None
     return sched.to_dict()
+
+
+def schedule_error(e, path: str) -> InvalidArgument:
+    """An InvalidSchedule as INVALID_ARGUMENT naming the field under `path`
+    (``deployment.schedule.cron.timezone``) and the bad value, in its own words
+    (its ``reason`` attribute holds the machine reason INVALID_SCHEDULE)."""
+    field = e.field.replace("schedule", path, 1) if e.field.startswith("schedule") else f"{path}.{e.field}"
+    err = InvalidArgument(field, e.value, "invalid schedule")
+    err.message = str(e).replace(e.field, field, 1)
+    return err
 
 
 def schedule_out(d: dict | None) -> c.Schedule | None:
@@ -173,6 +213,9 @@ def deployment_in(msg: c.Deployment, path: str = "deployment", *, for_create: bo
     inp.catchup = msg.catchup
     if msg.HasField("max_lateness"):
         secs = msg.max_lateness.seconds + msg.max_lateness.nanos / 1e9
+        # Duration's valid range is +-10,000 years; beyond it nothing can hold it.
+        if not -315576000000 <= msg.max_lateness.seconds <= 315576000000:
+            raise InvalidArgument(f"{path}.max_lateness", secs, "is out of the Duration range")
         if secs <= 0:
             raise InvalidArgument(f"{path}.max_lateness", secs, "must be greater than zero")
         inp.max_lateness_seconds = secs
@@ -253,6 +296,8 @@ def flow_run_in(msg: c.FlowRun, path: str = "flow_run") -> FlowRunInput:
     if len(msg.idempotency_key) > 300:
         raise InvalidArgument(f"{path}.idempotency_key", msg.idempotency_key, "must be at most 300 characters")
     inp.idempotency_key = msg.idempotency_key or None
+    if len(msg.flow_runner.type) > 64:
+        raise InvalidArgument(f"{path}.flow_runner.type", msg.flow_runner.type, "must be at most 64 characters")
     inp.flow_runner_type = msg.flow_runner.type
     inp.flow_runner_config = struct_to_dict(msg.flow_runner.config, f"{path}.flow_runner.config")
     return inp

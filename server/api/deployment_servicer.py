@@ -16,7 +16,7 @@ class DeploymentServicer(Servicer, rpc.DeploymentServiceServicer):
         inp = convert.deployment_in(request.deployment)
 
         def work(s):
-            row, created = deployments.upsert(s, inp)
+            row, created = deployments.upsert(s, inp, settings=self.app.settings)
             return pb.CreateDeploymentResponse(deployment=convert.deployment_out(row), created=created)
 
         response = await self.mutate("CreateDeployment", request.request_id, pb.CreateDeploymentResponse, work)
@@ -55,7 +55,7 @@ class DeploymentServicer(Servicer, rpc.DeploymentServiceServicer):
             inp.name = convert.name(request.deployment.name, "deployment.name")
 
         def work(s):
-            return convert.deployment_out(deployments.update(s, dep_id, inp, paths))
+            return convert.deployment_out(deployments.update(s, dep_id, inp, paths, settings=self.app.settings))
 
         response = await self.mutate("UpdateDeployment", request.request_id, c.Deployment, work)
         self.app.events.publish("runs")

@@ -7,6 +7,7 @@ import grpc
 from sqlalchemy.exc import OperationalError
 
 from flowdeck.server import errors
+from flowdeck.server.api.convert import find_nul
 from flowdeck.v1 import common_pb2
 
 log = logging.getLogger("flowdeck.server.api")
@@ -24,6 +25,7 @@ STATUS_FOR = {
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.Aborted: grpc.StatusCode.ABORTED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.DataLoss: grpc.StatusCode.DATA_LOSS,
 }
 
 
@@ -32,6 +34,9 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, tuple]:
         if cls in STATUS_FOR:
             info = common_pb2.ErrorInfo(reason=exc.reason, domain="flowdeck", metadata=exc.metadata)
             return STATUS_FOR[cls], exc.message, ((ERROR_INFO_KEY, info.SerializeToString()),)
+    if isinstance(exc, NotImplementedError):
+        # The generated base servicer's answer for an RPC nobody implemented yet.
+        return grpc.StatusCode.UNIMPLEMENTED, "method not implemented", ()
     if isinstance(exc, OperationalError):
         log.warning("database unavailable: %s", exc.orig if exc.orig else exc)
         return grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry", ()
@@ -44,6 +49,13 @@ async def _abort(context, exc):
     if trailing:
         context.set_trailing_metadata(trailing)
     await context.abort(code, message)
+
+
+def check_request(request) -> None:
+    """Checks every request gets before its handler runs."""
+    found = find_nul(request)
+    if found:
+        raise errors.InvalidArgument(found[0], found[1], "must not contain NUL characters")
 
 
 def _is_abort(exc: BaseException) -> bool:
@@ -62,6 +74,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary_unary(request, context):
                 try:
+                    check_request(request)
                     return await inner(request, context)
                 except Exception as exc:
                     if _is_abort(exc):
@@ -76,6 +89,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary_stream(request, context):
                 try:
+                    check_request(request)
                     async for item in inner_us(request, context):
                         yield item
                 except Exception as exc:

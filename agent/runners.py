@@ -1,0 +1,148 @@
+"""Starting flow runs: each leased run gets a fresh process
+(`python -m flowdeck.agent.run_flow`) that loads the flow from flow_data and
+reports through the API with the lease's fencing token.
+
+* universal: the agent's own interpreter; config {env}.
+* subprocess: a chosen python / virtualenv; config {env, stream_output, python,
+  virtualenv, working_dir}.
+* in-process: FOR BENCHMARKS ONLY - the flow runs on a thread in the agent.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+from flowdeck.flow_runners import FlowRunner, InProcessFlowRunner, SubprocessFlowRunner, runner_from_settings
+
+log = logging.getLogger("flowdeck.agent")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the flow process is killed when the agent thread that started it
+    dies (kill -9 of the agent must not leave flows running unsupervised)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001
+        pass
+
+
+class ProcessHandle:
+    """A flow process for one leased run."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace: float) -> int | None:
+        """Terminate, then kill after `grace` seconds."""
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        self._signal_group(signal.SIGTERM)
+        rc = self.wait(grace)
+        if rc is None:
+            self._signal_group(signal.SIGKILL)
+            rc = self.wait(10)
+        return rc
+
+
+def command_for(runner: FlowRunner, *, run_id: str, token: int, api_url: str) -> list[str]:
+    python = sys.executable
+    if isinstance(runner, SubprocessFlowRunner):
+        python = runner.python_executable(sys.executable)
+    return [python, "-m", "flowdeck.agent.run_flow", "--flow-run-id", run_id,
+            "--fencing-token", str(token), "--api-url", api_url, "--leased-run-stdin"]
+
+
+def start_process(runner: FlowRunner, leased_bytes: bytes, *, run_id: str, token: int, api_url: str,
+                  extra_env: dict[str, str] | None = None) -> ProcessHandle:
+    """Start the flow process; the LeasedRun (with any storage secrets) goes
+    to it over a pipe, never through argv or the environment."""
+    env = dict(os.environ)
+    env.update(extra_env or {})
+    env.update(runner.env)
+    env["FLOWDECK_API_URL"] = api_url
+    env["FLOWDECK_FLOW_RUN_ID"] = run_id
+    env["PYTHONUNBUFFERED"] = "1"
+    quiet = isinstance(runner, SubprocessFlowRunner) and not runner.stream_output
+    cwd = runner.working_dir if isinstance(runner, SubprocessFlowRunner) and runner.working_dir else None
+    proc = subprocess.Popen(
+        command_for(runner, run_id=run_id, token=token, api_url=api_url),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL if quiet else None,
+        stderr=subprocess.DEVNULL if quiet else None,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+    )
+    try:
+        proc.stdin.write(leased_bytes)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    return ProcessHandle(proc)
+
+
+class InProcessRun:
+    """BENCHMARKS ONLY: run the flow on a thread of the agent process."""
+
+    _flows: dict[tuple, Any] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, client, leased, token: int):
+        self.client = client
+        self.leased = leased
+        self.token = token
+        self.state = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        from flowdeck import models
+        from flowdeck.engine import execute_flow_run
+        from flowdeck.flow_data import load_flow
+
+        leased = self.leased
+        key = (leased.deployment.id, leased.flow_data.encoding, leased.flow_data.blob)
+        with self._lock:
+            flow = self._flows.get(key)
+            if flow is None:
+                flow = load_flow(models.FlowData(encoding=leased.flow_data.encoding, blob=leased.flow_data.blob),
+                                 client=self.client)
+                self._flows[key] = flow
+        flow_run = models.flow_run_from_pb(leased.flow_run)
+        self.state = execute_flow_run(self.client, flow_run, flow, fencing_token=self.token)
+
+
+def runner_for(settings_type: str, config: dict) -> FlowRunner:
+    return runner_from_settings({"type": settings_type or "universal", "config": config or {}})
+
+
+__all__ = ["ProcessHandle", "InProcessRun", "InProcessFlowRunner", "start_process", "runner_for", "command_for"]

@@ -1,0 +1,126 @@
+"""`flowdeck deployment create | run | execute`."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def create(args) -> int:
+    from flowdeck.deployments import file_kind
+
+    kind = file_kind(args.path)
+    print(f"Loading deployment specifications from {kind} at {args.path!r}...", flush=True)
+    from flowdeck.client import get_client
+    from flowdeck.deployments import create_deployments, load_specs
+
+    specs = load_specs(args.path)
+    create_deployments(specs, get_client(), dry_run=args.dry_run, echo=lambda line: print(line, flush=True))
+    if args.dry_run:
+        print(f"Dry run: {len(specs)} deployment spec{'s' if len(specs) != 1 else ''} valid; nothing was changed.")
+    return 0
+
+
+# -- parameters on the command line ---------------------------------------------------------
+
+def _json_or_string(raw: str):
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def read_value(flow, name: str, raw: str):
+    """A --param value read by the parameter's annotation: kept as the string
+    when the annotation accepts it (`str`, `int` from "3", dates...), else
+    parsed as JSON (lists, mappings, null); JSON-or-string without one."""
+    if flow is None:
+        return _json_or_string(raw)
+    import inspect
+
+    from pydantic import ValidationError
+
+    if flow.annotation_of(name) is inspect.Parameter.empty:
+        return _json_or_string(raw)
+    adapter = flow._adapter(name)
+    if adapter is None:
+        return _json_or_string(raw)
+    try:
+        adapter.validate_python(raw)
+        return raw
+    except ValidationError:
+        return _json_or_string(raw)
+
+
+def parameter_overrides(args, flow) -> dict:
+    from flowdeck.exceptions import InvalidArgumentError
+
+    values: dict = {}
+    if args.params:
+        try:
+            loaded = json.loads(args.params)
+        except ValueError as e:
+            raise InvalidArgumentError(f"--params is not valid JSON: {e}") from None
+        if not isinstance(loaded, dict):
+            raise InvalidArgumentError("--params must be a JSON object, e.g. '{\"name\": \"Earth\"}'")
+        values.update(loaded)
+    for item in args.param:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidArgumentError(f"--param expects KEY=VALUE, got {item!r}")
+        key = key.strip()
+        values[key] = read_value(flow, key, raw)
+    return values
+
+
+def _checked(dep, flow, overrides: dict) -> dict:
+    """Validate the deployment's parameters with the overrides; return the
+    overrides as the JSON the server stores (coerced by the flow's types)."""
+    if flow is None:
+        return overrides
+    from flowdeck.engine import jsonable_parameters
+
+    merged = {**dep.parameters, **overrides}
+    validated = flow.validate_parameters(merged)
+    return jsonable_parameters({k: validated[k] for k in overrides})
+
+
+def _deployment_and_flow(name: str, *, required: bool):
+    from flowdeck.client import get_client
+    from flowdeck.exceptions import FlowdeckError
+    from flowdeck.flow_data import load_flow
+
+    client = get_client()
+    dep = client.get_deployment_by_name(name)
+    try:
+        flow = load_flow(dep.flow_data, client)
+    except FlowdeckError as e:
+        if required:
+            raise type(e)(f"cannot load the flow of deployment {name!r}: {e.message}") from None
+        print(f"Warning: cannot load the flow of deployment {name!r} to check parameters ({e.message}); "
+              "values are read as JSON, else as strings.", file=sys.stderr)
+        flow = None
+    return client, dep, flow
+
+
+def run(args) -> int:
+    client, dep, flow = _deployment_and_flow(args.name, required=False)
+    overrides = _checked(dep, flow, parameter_overrides(args, flow))
+    flow_run = client.create_flow_run_from_deployment(dep.id, parameters=overrides)
+    print(f"Created flow run {flow_run.name!r} ({flow_run.id}) for deployment {dep.full_name!r}.")
+    print(f"It is {flow_run.state.type}; an agent serving a work queue that matches it will run it.")
+    print(f"    flowdeck flow-run inspect {flow_run.id}")
+    return 0
+
+
+def execute(args) -> int:
+    client, dep, flow = _deployment_and_flow(args.name, required=True)
+    overrides = _checked(dep, flow, parameter_overrides(args, flow))
+    from flowdeck.engine import execute_flow_run
+
+    flow_run = client.create_flow_run_from_deployment(dep.id, parameters=overrides, state="RUNNING")
+    print(f"Executing flow run {flow_run.name!r} ({flow_run.id}) of deployment {dep.full_name!r}...", flush=True)
+    state = execute_flow_run(client, flow_run, flow, set_running=False)
+    sys.stdout.flush()
+    detail = f": {state.message}" if state.message else ""
+    print(f"Flow run {flow_run.name!r} finished in state {state.type}{detail}")
+    return 0 if state.type == "COMPLETED" else 1

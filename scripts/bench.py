@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""flowdeck benchmarks (numbers for closing notes, not tests).
+
+    .venv/bin/python scripts/bench.py api --database sqlite
+    .venv/bin/python scripts/bench.py api --database postgres -n 4000
+
+Each subcommand is one function registered in SUBCOMMANDS; add new ones with
+@subcommand("name", "help") and a `configure(parser)` hook for its options.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pathlib
+import re
+import selectors
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from typing import Callable, Iterator
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+SUBCOMMANDS: dict[str, dict] = {}
+
+
+def subcommand(name: str, help: str, configure: Callable[[argparse.ArgumentParser], None] | None = None):
+    def register(fn):
+        SUBCOMMANDS[name] = {"run": fn, "help": help, "configure": configure}
+        return fn
+
+    return register
+
+
+# -- shared helpers -------------------------------------------------------------
+
+
+def flowdeck_exe() -> str:
+    here = pathlib.Path(sys.executable).parent / "flowdeck"
+    return str(here) if here.exists() else "flowdeck"
+
+
+def rss_mb(pid: int) -> float:
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextlib.contextmanager
+def bench_database(kind: str, admin_url: str) -> Iterator[str]:
+    """"" for SQLite (the embedded default under FLOWDECK_HOME), else the URL of a
+    fresh Postgres database that is dropped afterwards."""
+    if kind == "sqlite":
+        yield ""
+        return
+    import psycopg
+
+    name = f"flowdeck_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class ServerProcess:
+    """`flowdeck server start --port 0` in a temp FLOWDECK_HOME."""
+
+    def __init__(self, database_url: str, extra_args: list[str] | None = None):
+        self.home = tempfile.TemporaryDirectory(prefix="flowdeck-bench-")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWDECK_")}
+        env["FLOWDECK_HOME"] = self.home.name
+        env["FLOWDECK_LOG_LEVEL"] = "WARNING"
+        if database_url:
+            env["FLOWDECK_DATABASE_URL"] = database_url
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen([flowdeck_exe(), "server", "start", "--port", "0", *(extra_args or [])],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.address = self._wait_for_address()
+        self.seconds_to_serving = self._wait_for_serving()
+
+    def _wait_for_address(self, timeout: float = 60) -> str:
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() - self.t0 < timeout:
+            if sel.select(timeout=0.2):
+                line = self.proc.stdout.readline()
+                m = re.match(r"flowdeck server listening on (\S+)$", line.strip())
+                if m:
+                    return m.group(1)
+                if not line and self.proc.poll() is not None:
+                    break
+        self.proc.kill()
+        raise SystemExit(f"the server did not start:\n{self.proc.stderr.read()}")
+
+    def _wait_for_serving(self) -> float:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        with grpc.insecure_channel(self.address) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            while True:
+                try:
+                    resp = stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                    if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                        return time.monotonic() - self.t0
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.01)
+
+    @property
+    def rss_mb(self) -> float:
+        return rss_mb(self.proc.pid)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+        self.home.cleanup()
+        return self.proc.returncode
+
+
+def run_threads(threads: int, calls: list[Callable[[], object]]) -> dict:
+    """Run `calls` on `threads` threads; return calls/s and latency percentiles (ms)."""
+    chunks = [calls[i::threads] for i in range(threads)]
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(threads + 1)
+
+    def worker(i):
+        barrier.wait()
+        out = latencies[i]
+        try:
+            for call in chunks[i]:
+                t = time.perf_counter()
+                call()
+                out.append(time.perf_counter() - t)
+        except BaseException as e:  # noqa: BLE001 - reported by the caller
+            errors.append(e)
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in pool:
+        t.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    flat = sorted(x for lat in latencies for x in lat)
+    q = statistics.quantiles(flat, n=100, method="inclusive")
+    return {"calls": len(flat), "seconds": round(wall, 3), "calls_per_s": round(len(flat) / wall, 1),
+            "p50_ms": round(q[49] * 1000, 2), "p99_ms": round(q[98] * 1000, 2)}
+
+
+# -- api ------------------------------------------------------------------------
+
+
+def configure_api(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    p.add_argument("-n", "--calls", type=int, default=3000, help="calls per phase (default 3000)")
+    p.add_argument("--threads", type=int, default=16, help="concurrent client threads (default 16)")
+    p.add_argument("--pg-admin-url", default=os.environ.get("FLOWDECK_BENCH_PG_ADMIN_URL", PG_ADMIN_URL),
+                   help="where to create the throwaway Postgres database")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+@subcommand("api", "CreateDeployment / GetDeploymentByName / CreateFlowRunFromDeployment under load",
+            configure_api)
+def bench_api(args) -> int:
+    sys.path.insert(0, str(ROOT))
+    from flowdeck.client import FlowdeckClient
+    from flowdeck.v1 import common_pb2 as c
+    from flowdeck.v1 import deployment_service_pb2 as dpb
+    from flowdeck.v1 import flow_run_service_pb2 as rpb
+
+    results: dict = {"database": args.database, "threads": args.threads, "calls_per_phase": args.calls}
+    with bench_database(args.database, args.pg_admin_url) as url:
+        server = ServerProcess(url)
+        try:
+            results["seconds_to_serving"] = round(server.seconds_to_serving, 3)
+            time.sleep(1.0)
+            results["idle_rss_mb"] = round(server.rss_mb, 1)
+            # One client (channel) per thread, like separate processes would have.
+            clients = [FlowdeckClient(server.address, timeout=60, retries=1) for _ in range(args.threads)]
+            tag = uuid.uuid4().hex[:6]
+            names = [f"dep-{tag}-{i}" for i in range(args.calls)]
+
+            def on(i):
+                return clients[i % args.threads]
+
+            def create(i):
+                msg = c.Deployment(name=names[i], flow_name=f"bench-flow-{i % 10}", tags=["bench"])
+                msg.parameters.update({"i": i, "x": "y"})
+                req = dpb.CreateDeploymentRequest(deployment=msg, request_id=str(uuid.uuid4()))
+                return lambda: on(i).deployments.CreateDeployment(req, timeout=60)
+
+            def get(i):
+                req = dpb.GetDeploymentByNameRequest(name=f"bench-flow-{i % 10}/{names[i]}")
+                return lambda: on(i).deployments.GetDeploymentByName(req, timeout=60)
+
+            def run(i):
+                req = rpb.CreateFlowRunFromDeploymentRequest(
+                    deployment_name=f"bench-flow-{i % 10}/{names[i]}", request_id=str(uuid.uuid4()))
+                req.parameters.update({"extra": i})
+                return lambda: on(i).flow_runs.CreateFlowRunFromDeployment(req, timeout=60)
+
+            # Warm up channels and code paths (not measured).
+            for cl in clients:
+                cl.list_deployments(limit=1)
+            for label, make in (("CreateDeployment", create), ("GetDeploymentByName", get),
+                                ("CreateFlowRunFromDeployment", run)):
+                results[label] = run_threads(args.threads, [make(i) for i in range(args.calls)])
+            results["rss_after_load_mb"] = round(server.rss_mb, 1)
+            for cl in clients:
+                cl.close()
+        finally:
+            results["exit_code"] = server.stop()
+
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"api benchmark on {results['database']} ({args.threads} client threads, {args.calls} calls per phase)")
+        print(f"  start to SERVING: {results['seconds_to_serving']:.2f} s")
+        print(f"  idle RSS:         {results['idle_rss_mb']:.1f} MB")
+        for label in ("CreateDeployment", "GetDeploymentByName", "CreateFlowRunFromDeployment"):
+            r = results[label]
+            print(f"  {label:<28} {r['calls_per_s']:>8.1f} calls/s   p50 {r['p50_ms']:>7.2f} ms   "
+                  f"p99 {r['p99_ms']:>7.2f} ms")
+        print(f"  RSS after load:   {results['rss_after_load_mb']:.1f} MB")
+        print(f"  exit code on SIGTERM: {results['exit_code']}")
+    return 0
+
+
+# -- main -----------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    for name, spec in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=spec["help"])
+        if spec["configure"]:
+            spec["configure"](p)
+    args = parser.parse_args(argv)
+    return SUBCOMMANDS[args.bench]["run"](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

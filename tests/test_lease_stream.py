@@ -1,0 +1,379 @@
+"""The lease stream, driven with the raw generated stub against an in-process
+server with its background loops on (dispatcher, lease expiry, cancel push),
+on every database backend. The lease TTL is short so expiry is quick to see."""
+from __future__ import annotations
+
+import datetime as dt
+import queue
+import threading
+import time
+
+import grpc
+import pytest
+
+from flowdeck import exceptions as exc
+from flowdeck.v1 import agent_service_pb2 as apb
+from flowdeck.v1 import agent_service_pb2_grpc as agrpc
+
+TTL = 2.0
+NOW = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
+
+
+@pytest.fixture(scope="module")
+def lease_server(database_url, tmp_path_factory):
+    from flowdeck.server.app import ThreadedServer
+    from flowdeck.server.settings import Settings
+
+    settings = Settings(home=tmp_path_factory.mktemp("lease-home"), database_url=database_url, port=0,
+                        lease_ttl_seconds=TTL, scheduler_enabled=False)
+    server = ThreadedServer(settings, background=True)
+    address = server.start()
+    yield address
+    server.stop()
+
+
+@pytest.fixture
+def api(lease_server, db):
+    """A client on the background-loop server, on a clean database."""
+    from flowdeck.client import FlowdeckClient
+
+    c = FlowdeckClient(lease_server, timeout=20)
+    c.address_for_streams = lease_server
+    yield c
+    c.close()
+
+
+class Stream:
+    """One lease stream over the raw stub; responses collected on a thread."""
+
+    def __init__(self, address: str, first: apb.LeaseRequest | None):
+        self.channel = grpc.insecure_channel(address)
+        self.out: queue.Queue = queue.Queue()
+        self.responses: queue.Queue = queue.Queue()
+        self.error: grpc.RpcError | None = None
+        self.done = threading.Event()
+
+        def requests():
+            if first is not None:
+                yield first
+            while True:
+                m = self.out.get()
+                if m is None:
+                    return
+                yield m
+
+        self.call = agrpc.AgentServiceStub(self.channel).Lease(requests())
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        try:
+            for r in self.call:
+                self.responses.put(r)
+        except grpc.RpcError as e:
+            self.error = e
+        finally:
+            self.done.set()
+
+    def send(self, **kind):
+        self.out.put(apb.LeaseRequest(**kind))
+
+    def next(self, kind: str | None = None, timeout: float = 5.0) -> apb.LeaseResponse:
+        r = self.responses.get(timeout=timeout)
+        if kind is not None:
+            assert r.WhichOneof("kind") == kind, r
+        return r
+
+    def nothing_for(self, seconds: float) -> bool:
+        try:
+            r = self.responses.get(timeout=seconds)
+        except queue.Empty:
+            return True
+        raise AssertionError(f"unexpected message {r}")
+
+    def status(self, timeout: float = 5.0):
+        assert self.done.wait(timeout), "the stream did not end"
+        return self.error.code() if self.error else grpc.StatusCode.OK
+
+    def close(self):
+        self.out.put(None)
+        self.call.cancel()
+        self.channel.close()
+
+
+def hello(queues, capacity=5, agent_id="", name="test-agent", ttl=None):
+    h = apb.AgentHello(agent_id=agent_id, agent_name=name, work_queues=queues, capacity=capacity)
+    if ttl is not None:
+        h.lease_ttl.FromNanoseconds(int(ttl * 1e9))
+    return apb.LeaseRequest(hello=h)
+
+
+def connect(api, queues, **kw) -> tuple[Stream, apb.AgentWelcome]:
+    s = Stream(api.address_for_streams, hello(queues, **kw))
+    return s, s.next("welcome").welcome
+
+
+@pytest.fixture
+def streams():
+    made = []
+    yield made
+    for s in made:
+        s.close()
+
+
+def setup(api, name="q", tags=("t",), **queue_fields):
+    dep, _ = api.create_deployment("d", flow_name="f", tags=list(tags),
+                                   flow_data={"encoding": "text", "blob": "{}"})
+    api.create_work_queue(name, tags=list(tags), **queue_fields)
+    return dep
+
+
+def wait_state(api, run_id, state, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        run = api.get_flow_run(run_id)
+        if run.state.type == state:
+            return run
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run is {run.state.type} ({run.state.message}), not {state}")
+        time.sleep(0.05)
+
+
+# -- hello ---------------------------------------------------------------------------
+
+def test_hello_first_and_validated(api, streams):
+    setup(api)
+    cases = [
+        (apb.LeaseRequest(heartbeat=apb.AgentHeartbeat()), grpc.StatusCode.INVALID_ARGUMENT, "must be a hello"),
+        (None, grpc.StatusCode.INVALID_ARGUMENT, "before the agent sent a hello"),
+        (hello(["nope"]), grpc.StatusCode.NOT_FOUND, "'nope'"),
+        (hello([]), grpc.StatusCode.INVALID_ARGUMENT, "hello.work_queues"),
+        (hello(["q"], capacity=-1), grpc.StatusCode.INVALID_ARGUMENT, "hello.capacity -1"),
+        (hello(["q"], agent_id="not-a-uuid"), grpc.StatusCode.INVALID_ARGUMENT, "hello.agent_id 'not-a-uuid'"),
+        (hello(["q"], ttl=-1.0), grpc.StatusCode.INVALID_ARGUMENT, "hello.lease_ttl"),
+        (hello(["q"], ttl=0.0), grpc.StatusCode.OK, None),
+    ]
+    for first, code, text in cases:
+        s = Stream(api.address_for_streams, first)
+        streams.append(s)
+        if first is None:
+            s.out.put(None)  # end the stream without a word
+        if code == grpc.StatusCode.OK:
+            s.next("welcome")
+            s.close()
+            continue
+        assert s.status() == code, first
+        assert text in s.error.details()
+    # Malformed later messages end the stream with INVALID_ARGUMENT too.
+    for bad in (dict(hello=apb.AgentHello(work_queues=["q"])), {},
+                dict(ack=apb.LeaseAck(lease_ids=["x"])),
+                dict(heartbeat=apb.AgentHeartbeat(flow_run_ids=["not-an-id"]))):
+        s, _ = connect(api, ["q"])
+        streams.append(s)
+        s.send(**bad)
+        assert s.status() == grpc.StatusCode.INVALID_ARGUMENT, bad
+
+
+def test_welcome_keeps_the_agent_id_across_reconnects(api, streams):
+    setup(api)
+    s, welcome = connect(api, ["q"], ttl=1.0)
+    streams.append(s)
+    assert welcome.agent_id and welcome.lease_ttl.ToNanoseconds() == int(1e9)  # shortened on request
+    s.close()
+    s2, again = connect(api, ["q"], agent_id=welcome.agent_id, ttl=60)
+    streams.append(s2)
+    assert again.agent_id == welcome.agent_id
+    assert again.lease_ttl.ToNanoseconds() == int(TTL * 1e9)  # never longer than the server's
+
+
+# -- leasing -----------------------------------------------------------------------------
+
+def test_due_runs_are_pushed_at_once_and_future_runs_when_due(api, streams):
+    dep = setup(api)
+    s, welcome = connect(api, ["q"])
+    streams.append(s)
+    t0 = time.monotonic()
+    run = api.create_flow_run_from_deployment(dep.id, parameters={"x": 1})
+    leased = s.next("leased_run", timeout=2).leased_run
+    assert time.monotonic() - t0 < 1.0
+    assert leased.flow_run.id == run.id and leased.flow_run.parameters["x"] == 1
+    assert leased.deployment.id == dep.id and leased.flow_data.encoding == "text"
+    assert leased.flow_runner.type == "universal"
+    lease = leased.lease
+    assert lease.lease_id and lease.agent_id == welcome.agent_id and lease.agent_name == "test-agent"
+    assert lease.fencing_token == 1
+    expires = lease.expire_time.ToDatetime(tzinfo=dt.timezone.utc)
+    assert NOW() < expires <= NOW() + dt.timedelta(seconds=TTL + 0.5)
+    held = api.get_flow_run(run.id)
+    assert held.state.type == "PENDING" and held.lease.lease_id == lease.lease_id
+    assert held.lease.agent_name == "test-agent"
+
+    due = NOW() + dt.timedelta(seconds=1.0)
+    later = api.create_flow_run_from_deployment(dep.id, expected_start_time=due)
+    got = s.next("leased_run", timeout=3).leased_run
+    lag = (NOW() - due).total_seconds()
+    assert got.flow_run.id == later.id
+    assert 0 <= lag < 0.5, lag  # not before it is due, and promptly after
+
+
+def test_capacity_queue_limit_and_acks(api, streams):
+    dep = setup(api, concurrency_limit=3)
+    runs = [api.create_flow_run_from_deployment(dep.id) for _ in range(5)]
+    a, _ = connect(api, ["q"], capacity=2, name="a")
+    streams.append(a)
+    first = [a.next("leased_run").leased_run for _ in range(2)]
+    a.nothing_for(0.3)  # capacity 2
+    a.send(ack=apb.LeaseAck(lease_ids=[first[0].lease.lease_id]))
+    a.send(ack=apb.LeaseAck(lease_ids=[first[0].lease.lease_id]))  # twice: harmless
+    b, _ = connect(api, ["q"], capacity=5, name="b")
+    streams.append(b)
+    b.next("leased_run")
+    b.nothing_for(0.3)  # the queue's limit of 3 holds
+    # One of a's runs finishes: a has room again, and the queue too.
+    token = first[0].lease.fencing_token
+    api.set_flow_run_state(first[0].flow_run.id, "RUNNING", fencing_token=token)
+    api.set_flow_run_state(first[0].flow_run.id, "COMPLETED", fencing_token=token)
+    # The freed slot goes to the agent with the most room (b), at once.
+    got = b.next(timeout=2)
+    assert got.WhichOneof("kind") == "leased_run"
+    states = [api.get_flow_run(r.id).state.type for r in runs]
+    assert states.count("PENDING") == 3 and states.count("COMPLETED") == 1 and states.count("SCHEDULED") == 1
+    assert a.done.is_set() is False and b.done.is_set() is False
+
+
+def test_paused_queue_leases_nothing_until_resumed(api, streams):
+    dep = setup(api, is_paused=True)
+    run = api.create_flow_run_from_deployment(dep.id)
+    s, _ = connect(api, ["q"])
+    streams.append(s)
+    s.nothing_for(0.7)
+    assert api.get_flow_run(run.id).state.type == "SCHEDULED"
+    q = api.get_work_queue_by_name("q")
+    t0 = time.monotonic()
+    api.update_work_queue(q.id, is_paused=False)
+    assert s.next("leased_run", timeout=2).leased_run.flow_run.id == run.id
+    assert time.monotonic() - t0 < 1.0
+
+
+# -- fencing -------------------------------------------------------------------------------
+
+def test_fencing_rejects_stale_and_foreign_tokens(api, streams):
+    dep = setup(api)
+    run = api.create_flow_run_from_deployment(dep.id)
+    s, _ = connect(api, ["q"], capacity=1)
+    streams.append(s)
+    leased = s.next("leased_run").leased_run
+    token = leased.lease.fencing_token
+    with pytest.raises(exc.FailedPreconditionError, match="stale fencing token"):
+        api.set_flow_run_state(run.id, "RUNNING", fencing_token=token + 1)
+    assert api.get_flow_run(run.id).state.type == "PENDING"
+    # Released and leased again: the old holder's token is now stale.
+    s.send(release=apb.LeaseRelease(lease_id=leased.lease.lease_id))
+    again = s.next("leased_run").leased_run
+    assert again.flow_run.id == run.id and again.lease.fencing_token == token + 1
+    assert again.lease.lease_id != leased.lease.lease_id
+    with pytest.raises(exc.FailedPreconditionError, match="fencing token"):
+        api.set_flow_run_state(run.id, "RUNNING", fencing_token=token)
+    running = api.set_flow_run_state(run.id, "RUNNING", fencing_token=token + 1)
+    assert running.state.type == "RUNNING"
+    s.send(release=apb.LeaseRelease(lease_id=again.lease.lease_id))  # a started run is not given back
+    s.send(release=apb.LeaseRelease(lease_id=leased.lease.lease_id))  # an old lease: harmless
+    s.nothing_for(0.3)
+    assert api.get_flow_run(run.id).state.type == "RUNNING"
+    history = [h.message for h in api.get_flow_run(run.id).state_history]
+    assert any("released by its agent" in m for m in history)
+
+
+# -- expiry, release on close ------------------------------------------------------------------
+
+def test_lapsed_leases_requeue_pending_and_crash_running(api, streams):
+    dep = setup(api)
+    pending = api.create_flow_run_from_deployment(dep.id)
+    s, _ = connect(api, ["q"], capacity=1, name="silent")
+    streams.append(s)
+    first = s.next("leased_run").leased_run
+    assert first.flow_run.id == pending.id
+    # No heartbeat: the un-started run goes back to the queue after the TTL
+    # and (the stream being open with room) is leased again with a new token.
+    again = s.next("leased_run", timeout=TTL + 3).leased_run
+    assert again.flow_run.id == pending.id and again.lease.fencing_token == first.lease.fencing_token + 1
+    msgs = [h.message for h in api.get_flow_run(pending.id).state_history]
+    assert any("expired before the run started" in m for m in msgs)
+
+    api.set_flow_run_state(pending.id, "RUNNING", fencing_token=again.lease.fencing_token)
+    t0 = time.monotonic()
+    crashed = wait_state(api, pending.id, "CRASHED", timeout=TTL + 3)
+    assert time.monotonic() - t0 < TTL + 2
+    assert "silent" in crashed.state.message and "stopped heartbeating" in crashed.state.message
+    assert crashed.lease is None
+
+
+def test_heartbeats_keep_leases(api, streams):
+    dep = setup(api)
+    run = api.create_flow_run_from_deployment(dep.id)
+    s, _ = connect(api, ["q"], capacity=1)
+    streams.append(s)
+    leased = s.next("leased_run").leased_run
+    api.set_flow_run_state(run.id, "RUNNING", fencing_token=leased.lease.fencing_token)
+    before = api.get_flow_run(run.id).lease.expire_time
+    end = time.monotonic() + 2 * TTL + 0.5
+    while time.monotonic() < end:
+        s.send(heartbeat=apb.AgentHeartbeat(flow_run_ids=[run.id]))
+        time.sleep(TTL / 4)
+    got = api.get_flow_run(run.id)
+    assert got.state.type == "RUNNING" and got.lease.expire_time > before
+
+
+def test_closing_the_stream_releases_unstarted_runs_at_once(api, streams):
+    dep = setup(api)
+    started = api.create_flow_run_from_deployment(dep.id)
+    unstarted = api.create_flow_run_from_deployment(dep.id, expected_start_time=NOW() + dt.timedelta(seconds=0.2))
+    a, _ = connect(api, ["q"], capacity=2, name="a")
+    leases = {}
+    for _ in range(2):
+        lr = a.next("leased_run").leased_run
+        leases[lr.flow_run.id] = lr.lease
+    api.set_flow_run_state(started.id, "RUNNING", fencing_token=leases[started.id].fencing_token)
+    b, _ = connect(api, ["q"], capacity=5, name="b")
+    streams.append(b)
+    b.nothing_for(0.2)
+    t0 = time.monotonic()
+    a.close()
+    moved = b.next("leased_run", timeout=2).leased_run
+    assert moved.flow_run.id == unstarted.id and time.monotonic() - t0 < 1.0
+    assert moved.lease.fencing_token == leases[unstarted.id].fencing_token + 1
+    assert api.get_flow_run(started.id).state.type == "RUNNING"  # until its lease lapses
+
+
+# -- cancellation --------------------------------------------------------------------------------
+
+def test_cancel_is_pushed_down_the_holding_stream(api, streams):
+    dep = setup(api)
+    run = api.create_flow_run_from_deployment(dep.id)
+    s, _ = connect(api, ["q"], capacity=1)
+    streams.append(s)
+    leased = s.next("leased_run").leased_run
+    token = leased.lease.fencing_token
+    api.set_flow_run_state(run.id, "RUNNING", fencing_token=token)
+    t0 = time.monotonic()
+    assert api.cancel_flow_run(run.id).state.type == "RUNNING"  # the agent has to stop it
+    cancel = s.next("cancel_run", timeout=2).cancel_run
+    assert time.monotonic() - t0 < 1.0
+    assert cancel.flow_run_id == run.id and cancel.lease_id == leased.lease.lease_id
+    done = api.set_flow_run_state(run.id, "CANCELLED", fencing_token=token)
+    assert done.state.type == "CANCELLED"
+    # A scheduled run is cancelled at once, without any agent.
+    other = api.create_flow_run_from_deployment(dep.id, expected_start_time=NOW() + dt.timedelta(hours=1))
+    assert api.cancel_flow_run(other.id).state.type == "CANCELLED"
+
+
+def test_cancel_with_the_agent_gone_ends_cancelled_when_the_lease_lapses(api, streams):
+    dep = setup(api)
+    run = api.create_flow_run_from_deployment(dep.id)
+    s, _ = connect(api, ["q"], capacity=1)
+    leased = s.next("leased_run").leased_run
+    api.set_flow_run_state(run.id, "RUNNING", fencing_token=leased.lease.fencing_token)
+    s.close()
+    api.cancel_flow_run(run.id)
+    got = wait_state(api, run.id, "CANCELLED", timeout=TTL + 3)
+    assert "stopped heartbeating" in got.state.message
+    assert "CRASHED" not in [h.type for h in got.state_history]
