@@ -9,10 +9,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel as _PydanticModel
+from pydantic import ConfigDict, Field
 
 StateType = Literal["SCHEDULED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED"]
 TERMINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
+
+
+class BaseModel(_PydanticModel):
+    # Build validators on first use, not at import: the CLI imports every model
+    # but a command touches two or three of them.
+    model_config = ConfigDict(defer_build=True)
 
 
 class FlowData(BaseModel):
