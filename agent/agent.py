@@ -90,10 +90,10 @@ class Agent:
             raise ValueError(f"--limit must be at least 1, not {settings.limit}")
         self.settings = settings
         self.address = _address(settings.api_url)
-        self.client = FlowdeckClient(self.address, retries=7)
-        self.channel = grpc.insecure_channel(
-            self.address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                                   ("grpc.enable_retries", 0)])
+        self.client = FlowdeckClient(self.address, retries=7, channel=runners.channel(self.address))
+        # gRPC's own reconnect backoff is capped too, so the agent is back within
+        # about backoff_max of the server's return.
+        self.channel = runners.channel(self.address, max_backoff=self.settings.backoff_max)
         self.stub = agrpc.AgentServiceStub(self.channel)
         self.agent_id = ""
         self.ttl = 30.0

@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
 
         leased = apb.LeasedRun.FromString(sys.stdin.buffer.read())
         sys.stdin = open(os.devnull)  # noqa: SIM115 - the flow gets an empty stdin
-    client = FlowdeckClient(args.api_url, retries=CLIENT_RETRIES)
+    from flowdeck.agent.runners import channel
+
+    client = FlowdeckClient(args.api_url, retries=CLIENT_RETRIES, channel=channel(args.api_url))
     token = args.fencing_token
     try:
         if leased is not None and leased.flow_run.id == args.flow_run_id:

@@ -73,6 +73,21 @@ class ProcessHandle:
         return rc
 
 
+def channel(address: str, max_backoff: float = 2.0):
+    """A channel that tries to reconnect at least every `max_backoff` seconds
+    (gRPC's default backoff grows to two minutes after a server outage)."""
+    import grpc
+
+    return grpc.insecure_channel(address, options=[
+        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ("grpc.enable_retries", 0),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", int(max(0.1, max_backoff) * 1000)),
+    ])
+
+
 def command_for(runner: FlowRunner, *, run_id: str, token: int, api_url: str) -> list[str]:
     python = sys.executable
     if isinstance(runner, SubprocessFlowRunner):

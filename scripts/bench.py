@@ -55,6 +55,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads)."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def bench_database(kind: str, admin_url: str) -> Iterator[str]:
     """"" for SQLite (the embedded default under FLOWDECK_HOME), else the URL of a
@@ -119,6 +125,10 @@ class ServerProcess:
                 except grpc.RpcError:
                     pass
                 time.sleep(0.01)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.proc.pid)
 
     @property
     def rss_mb(self) -> float:
@@ -226,7 +236,12 @@ def bench_api(args) -> int:
                 cl.list_deployments(limit=1)
             for label, make in (("CreateDeployment", create), ("GetDeploymentByName", get),
                                 ("CreateFlowRunFromDeployment", run)):
-                results[label] = run_threads(args.threads, [make(i) for i in range(args.calls)])
+                calls = [make(i) for i in range(args.calls)]
+                server_cpu, client_cpu = server.cpu_seconds, time.process_time()
+                results[label] = r = run_threads(args.threads, calls)
+                # CPU per call does not depend on what else the machine is doing.
+                r["server_cpu_ms_per_call"] = round((server.cpu_seconds - server_cpu) * 1000 / args.calls, 3)
+                r["client_cpu_ms_per_call"] = round((time.process_time() - client_cpu) * 1000 / args.calls, 3)
             results["rss_after_load_mb"] = round(server.rss_mb, 1)
             for cl in clients:
                 cl.close()
@@ -237,14 +252,131 @@ def bench_api(args) -> int:
         print(json.dumps(results, indent=2))
     else:
         print(f"api benchmark on {results['database']} ({args.threads} client threads, {args.calls} calls per phase)")
-        print(f"  start to SERVING: {results['seconds_to_serving']:.2f} s")
+        print(f"  start to SERVING: {results['seconds_to_serving']:.2f} s (load average {os.getloadavg()[0]:.1f})")
         print(f"  idle RSS:         {results['idle_rss_mb']:.1f} MB")
         for label in ("CreateDeployment", "GetDeploymentByName", "CreateFlowRunFromDeployment"):
             r = results[label]
             print(f"  {label:<28} {r['calls_per_s']:>8.1f} calls/s   p50 {r['p50_ms']:>7.2f} ms   "
-                  f"p99 {r['p99_ms']:>7.2f} ms")
+                  f"p99 {r['p99_ms']:>7.2f} ms   server CPU {r['server_cpu_ms_per_call']:.2f} ms/call   "
+                  f"client CPU {r['client_cpu_ms_per_call']:.2f} ms/call")
         print(f"  RSS after load:   {results['rss_after_load_mb']:.1f} MB")
         print(f"  exit code on SIGTERM: {results['exit_code']}")
+    return 0
+
+
+# -- storage --------------------------------------------------------------------
+
+
+def configure_storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    p.add_argument("--mib", type=int, default=10, help="flow bundle size in MiB (default 10)")
+    p.add_argument("--repeat", type=int, default=5, help="uploads/downloads to take the median of (default 5)")
+    p.add_argument("--specs", type=int, default=100, help="deployment specs in the S3 spec file (default 100)")
+    p.add_argument("--pg-admin-url", default=os.environ.get("FLOWDECK_BENCH_PG_ADMIN_URL", PG_ADMIN_URL),
+                   help="where to create the throwaway Postgres database")
+
+
+@contextlib.contextmanager
+def moto_s3() -> Iterator[str]:
+    """moto in server mode on a loopback port (a real S3-compatible HTTP endpoint)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@subcommand("storage", "FlowData upload/download MiB/s; deploy time of a many-spec file with S3 storage (moto)",
+            configure_storage)
+def bench_storage(args) -> int:
+    from flowdeck.client import FlowdeckClient
+
+    mib = args.mib
+    with bench_database(args.database, args.pg_admin_url) as url:
+        server = ServerProcess(url)
+        try:
+            with FlowdeckClient(server.address, timeout=120) as client:
+                up, down = [], []
+                for _ in range(args.repeat):
+                    data = os.urandom(mib * 1024 * 1024)  # fresh content: a real store each time
+                    t = time.perf_counter()
+                    _, sha = client.upload_flow_data(data, flow_name="bench", filename="bundle.zip")
+                    up.append(time.perf_counter() - t)
+                    t = time.perf_counter()
+                    assert client.download_flow_data(sha) == data
+                    down.append(time.perf_counter() - t)
+            print(f"storage benchmark on {args.database}")
+            print(f"  FlowData {mib} MiB upload:   {mib / statistics.median(up):7.1f} MiB/s (median of {len(up)})")
+            print(f"  FlowData {mib} MiB download: {mib / statistics.median(down):7.1f} MiB/s (median of {len(down)})")
+
+            with moto_s3() as endpoint, tempfile.TemporaryDirectory(prefix="flowdeck-bench-") as tmp:
+                import boto3
+
+                creds = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench-secret"}
+                boto3.session.Session().client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                                               **creds).create_bucket(Bucket="bench")
+                folder = pathlib.Path(tmp)
+                (folder / "flow.py").write_text(
+                    "from flowdeck import flow\n\n@flow\ndef hello(name: str = 'world'):\n    print(name)\n")
+                lines = [
+                    "from flowdeck.blocks.storage import S3StorageBlock",
+                    "from flowdeck.deployments import DeploymentSpec",
+                    f"S3 = S3StorageBlock(bucket='bench', endpoint_url={endpoint!r}, region_name='us-east-1',"
+                    f" aws_access_key_id={creds['aws_access_key_id']!r},"
+                    f" aws_secret_access_key={creds['aws_secret_access_key']!r})",
+                ] + [f"DeploymentSpec(name='d{i}', flow_location='./flow.py', flow_storage=S3)"
+                     for i in range(args.specs)]
+                (folder / "deploy.py").write_text("\n".join(lines) + "\n")
+                env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWDECK_")}
+                env.update(FLOWDECK_HOME=str(folder / "home"), FLOWDECK_API_URL=server.address)
+                times = []
+                for _ in range(3):
+                    t = time.perf_counter()
+                    r = subprocess.run([flowdeck_exe(), "deployment", "create", "deploy.py"], cwd=folder, env=env,
+                                       capture_output=True, text=True)
+                    times.append(time.perf_counter() - t)
+                    if r.returncode != 0:
+                        raise SystemExit(f"deployment create failed:\n{r.stderr[-2000:]}")
+                blocks = json.loads(subprocess.run([flowdeck_exe(), "storage", "ls", "--json", "--all"], env=env,
+                                                   capture_output=True, text=True, check=True).stdout)
+            print(f"  deployment create, {args.specs} specs, S3 storage: first {times[0]:.2f} s, "
+                  f"again {times[1]:.2f} s / {times[2]:.2f} s (storage blocks afterwards: {len(blocks)})")
+        finally:
+            server.stop()
+    return 0
+
+
+# -- schedule (the scheduler pass; the work is in scripts/bench_schedule.py) --------
+
+
+def configure_schedule(p: argparse.ArgumentParser) -> None:
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    import bench_schedule
+
+    bench_schedule.add_arguments(p)
+
+
+@subcommand("schedule", "10,000 scheduled deployments on Postgres: one scheduler pass to a 10-run horizon "
+            "(100,000 runs), a steady-state pass, peak memory", configure_schedule)
+def bench_schedule_cmd(args) -> int:
+    import bench_schedule
+
+    bench_schedule.report(bench_schedule.bench_schedule(args), args.json)
     return 0
 
 

@@ -146,7 +146,7 @@ class Planner:
                 # A catch-up backlog: oldest first, the rest at the next pass.
                 slots = past[:max_runs]
                 return Plan(slots, slots[-1], now)
-            slots = past
+            slots = list(past)  # a copy: the memo's lists are shared
             last = None
         elif last is not None:
             existing = self.times(key, sched, now, max_runs, last + _TICK)
@@ -330,6 +330,7 @@ def schedule_deployment(s: Session, row: DeploymentRow, now: dt.datetime | None 
     if not _is_active(row):
         row.scheduler_due_at = NEVER
         return 0
+    s.flush()  # the bulk insert reads the deployment row
     key, sched = schedule_of(row.schedule)
     plan = Planner(_settings(settings), now).plan(key, sched, row.scheduled_until, row.catchup)
     created = insert_runs(s, [(row, plan.slots)], now)
@@ -479,6 +480,13 @@ def _history(s: Session, ids: list[str], type_: str, name: str, message: str, no
         )
 
 
+def _skip_locked(*conditions):
+    """The ids of runs matching `conditions`, locked FOR UPDATE SKIP LOCKED on
+    Postgres: a run an agent (or another server) holds right now is left for
+    the next tick instead of waited for, so bulk updates never deadlock."""
+    return select(_RUNS.c.id).where(*conditions).with_for_update(skip_locked=True)
+
+
 def mark_late_runs(s: Session, settings: "Settings | None" = None, now: dt.datetime | None = None) -> int:
     """SCHEDULED runs not picked up late_after_seconds after their expected start
     get the state name "Late" (the type stays SCHEDULED). One bulk UPDATE."""
@@ -487,11 +495,11 @@ def mark_late_runs(s: Session, settings: "Settings | None" = None, now: dt.datet
     message = "not started by its expected start time"
     ids = s.connection().execute(
         update(_RUNS)
-        .where(
+        .where(_RUNS.c.id.in_(_skip_locked(
             _RUNS.c.state_type == states.SCHEDULED,
             _RUNS.c.state_name == SCHEDULED_NAME,
             _RUNS.c.expected_start_time < cutoff,
-        )
+        )))
         .values(state_name=LATE, state_message=message, state_timestamp=now, updated=now)
         .returning(_RUNS.c.id)
     ).scalars().all()
@@ -515,13 +523,13 @@ def expire_runs(s: Session, now: dt.datetime | None = None) -> int:
         deps = select(_DEPLOYMENTS.c.id).where(_DEPLOYMENTS.c.max_lateness_seconds == seconds)
         ids = s.connection().execute(
             update(_RUNS)
-            .where(
+            .where(_RUNS.c.id.in_(_skip_locked(
                 _RUNS.c.auto_scheduled.is_(True),
                 _RUNS.c.state_type == states.SCHEDULED,
                 _RUNS.c.start_time.is_(None),
                 _RUNS.c.expected_start_time < now - dt.timedelta(seconds=seconds),
                 _RUNS.c.deployment_id.in_(deps),
-            )
+            )))
             .values(
                 state_type=states.CANCELLED, state_name=EXPIRED, state_message=message,
                 state_timestamp=now, end_time=now, updated=now,

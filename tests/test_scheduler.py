@@ -105,6 +105,15 @@ def test_keys_are_utc_across_dst(db, settings):
                     "2024-04-01T07:00:00+00:00", "2024-04-02T07:00:00+00:00"]
 
 
+def test_keys_keep_microseconds(db, settings):
+    anchor = "2030-01-01T00:00:00.250000+00:00"
+    dep_id = create(db, settings, schedule={"interval": 3600, "anchor_date": anchor}, now=T0)
+    first = runs(db, dep_id)[0]
+    assert first.expected_start_time == T0 + dt.timedelta(milliseconds=250)
+    assert first.idempotency_key == f"scheduled {dep_id} {anchor}"
+    assert scheduler.idempotency_key(dep_id, first.expected_start_time) == first.idempotency_key
+
+
 def test_passes_create_each_slot_exactly_once(db, settings):
     dep_id = create(db, settings)
     assert scheduler.run_scheduler_pass(db, settings, T0) == 0
@@ -208,10 +217,13 @@ def test_missed_slots_are_skipped_after_downtime(db, settings):
 
 
 def test_a_slot_within_the_grace_period_is_still_created(db, settings):
-    dep_id = create(db, settings)
+    ids = [create(db, settings, f"d{i}") for i in range(3)]  # one schedule, computed once a pass
     now = T0 + 10 * H + dt.timedelta(seconds=30)  # the 10h slot is 30 s old, grace is 60 s
-    scheduler.run_scheduler_pass(db, settings, now)
-    assert times(db, dep_id) == hours(*range(21))  # the 10h slot, then 10 ahead
+    assert scheduler.run_scheduler_pass(db, settings, now) == 3 * 11
+    for dep_id in ids:
+        assert times(db, dep_id) == hours(*range(21))  # the 10h slot, then 10 ahead
+    with db.read() as s:
+        assert {s.get(DeploymentRow, i).scheduled_until for i in ids} == {T0 + 20 * H}
 
 
 def test_catchup_creates_missed_runs_oldest_first(db, settings):
