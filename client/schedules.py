@@ -75,10 +75,12 @@ class InvalidSchedule(InvalidArgumentError):
     """
 
     def __init__(self, field: str, value: Any, reason: str) -> None:
+        super().__init__(f"invalid {field} {_fmt_value(value)}: {reason}")
+        # Set after the base class, whose `reason` is a machine code: here it
+        # is the human reason the message ends with.
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"invalid {field} {_fmt_value(value)}: {reason}", reason="INVALID_SCHEDULE")
 
     def __reduce__(self):  # keep picklable despite the custom __init__
         return (type(self), (self.field, self.value, self.reason))

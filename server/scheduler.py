@@ -103,6 +103,14 @@ def schedule_of(d: dict) -> tuple[str, Any]:
 
 # -- planning: which slots to create (pure Python) ----------------------------
 
+def _after(t: dt.datetime) -> dt.datetime:
+    """The next representable instant after t (t itself at the end of time)."""
+    try:
+        return t + _TICK
+    except OverflowError:
+        return t
+
+
 @dataclasses.dataclass
 class Plan:
     slots: list[dt.datetime]  # UTC, increasing
@@ -140,7 +148,7 @@ class Planner:
         if last is not None and last < now:
             # Slots missed since the last pass: all of them with catchup, else
             # only those within the grace period.
-            lo = last + _TICK if catchup else max(last + _TICK, now - self.grace)
+            lo = _after(last) if catchup else max(_after(last), now - self.grace)
             past = self.times(key, sched, lo, max_runs + 1, now)
             if len(past) > max_runs:
                 # A catch-up backlog: oldest first, the rest at the next pass.
@@ -149,12 +157,12 @@ class Planner:
             slots = list(past)  # a copy: the memo's lists are shared
             last = None
         elif last is not None:
-            existing = self.times(key, sched, now, max_runs, last + _TICK)
+            existing = self.times(key, sched, now, max_runs, _after(last))
         new: list[dt.datetime] = []
         have = len(existing)
         if have < max_runs:
             if last is not None:
-                cand = self.times(key, sched, last + _TICK, max_runs - have)
+                cand = self.times(key, sched, _after(last), max_runs - have) if _after(last) > last else []
             else:
                 cand = self.times(key, sched, now, max_runs - have)
             for t in cand:

@@ -377,3 +377,43 @@ def test_cancel_with_the_agent_gone_ends_cancelled_when_the_lease_lapses(api, st
     got = wait_state(api, run.id, "CANCELLED", timeout=TTL + 3)
     assert "stopped heartbeating" in got.state.message
     assert "CRASHED" not in [h.type for h in got.state_history]
+
+
+# -- several replicas on one Postgres ------------------------------------------------------------
+
+def test_replicas_push_through_listen_notify(database_url, tmp_path_factory, db, streams):
+    """Agent on replica A, runs created and cancelled through replica B: A hears
+    of them by LISTEN/NOTIFY at once (its safety tick is 60 s here)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY is for Postgres replicas")
+    from flowdeck.client import FlowdeckClient
+    from flowdeck.server.app import ThreadedServer
+    from flowdeck.server.settings import Settings
+
+    servers = []
+    try:
+        for name in ("a", "b"):
+            settings = Settings(home=tmp_path_factory.mktemp(f"replica-{name}"), database_url=database_url, port=0,
+                                lease_ttl_seconds=30, scheduler_enabled=False, dispatcher_safety_tick_seconds=60)
+            server = ThreadedServer(settings, background=True)
+            servers.append((server, server.start()))
+        (_, addr_a), (_, addr_b) = servers
+        b = FlowdeckClient(addr_b, timeout=20)
+        b.address_for_streams = addr_a
+        dep = setup(b)
+        s, _ = connect(b, ["q"], capacity=1)  # on replica A
+        streams.append(s)
+        time.sleep(0.5)  # let both listeners settle
+        t0 = time.monotonic()
+        run = b.create_flow_run_from_deployment(dep.id)
+        leased = s.next("leased_run", timeout=5).leased_run
+        assert leased.flow_run.id == run.id and time.monotonic() - t0 < 1.0
+        b.set_flow_run_state(run.id, "RUNNING", fencing_token=leased.lease.fencing_token)
+        t0 = time.monotonic()
+        b.cancel_flow_run(run.id)
+        assert s.next("cancel_run", timeout=5).cancel_run.flow_run_id == run.id
+        assert time.monotonic() - t0 < 1.0
+        b.close()
+    finally:
+        for server, _ in servers:
+            server.stop()

@@ -168,12 +168,9 @@ def schedule_in(msg: c.Deployment, path: str) -> dict | None:
 
 def schedule_error(e, path: str) -> InvalidArgument:
     """An InvalidSchedule as INVALID_ARGUMENT naming the field under `path`
-    (``deployment.schedule.cron.timezone``) and the bad value, in its own words
-    (its ``reason`` attribute holds the machine reason INVALID_SCHEDULE)."""
+    (``deployment.schedule.cron.timezone``) and the bad value."""
     field = e.field.replace("schedule", path, 1) if e.field.startswith("schedule") else f"{path}.{e.field}"
-    err = InvalidArgument(field, e.value, "invalid schedule")
-    err.message = str(e).replace(e.field, field, 1)
-    return err
+    return InvalidArgument(field, e.value, e.reason)
 
 
 def schedule_out(d: dict | None) -> c.Schedule | None:
