@@ -380,6 +380,25 @@ def bench_schedule_cmd(args) -> int:
     return 0
 
 
+# -- agents (the lease stream; the work is in scripts/bench_agents.py) ----------------
+
+
+def configure_agents(p: argparse.ArgumentParser) -> None:
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    import bench_agents
+
+    bench_agents.add_arguments(p)
+
+
+@subcommand("agents", "lease stream: dispatch latency (200 runs due over 20 s, one agent), 1,000 idle "
+            "streams (server RSS/CPU), throughput with 4 agents (in-process runner)", configure_agents)
+def bench_agents_cmd(args) -> int:
+    import bench_agents
+
+    bench_agents.report(bench_agents.run(args, ServerProcess, bench_database, PG_ADMIN_URL), args.json)
+    return 0
+
+
 # -- main -----------------------------------------------------------------------
 
 

@@ -170,7 +170,10 @@ def schedule_error(e, path: str) -> InvalidArgument:
     """An InvalidSchedule as INVALID_ARGUMENT naming the field under `path`
     (``deployment.schedule.cron.timezone``) and the bad value."""
     field = e.field.replace("schedule", path, 1) if e.field.startswith("schedule") else f"{path}.{e.field}"
-    return InvalidArgument(field, e.value, e.reason)
+    err = InvalidArgument(field, e.value, e.reason)
+    # The schedule's own wording shows values readably ("0s", not timedelta(0)).
+    err.message = str(e).replace(e.field, field, 1)
+    return err
 
 
 def schedule_out(d: dict | None) -> c.Schedule | None:
