@@ -50,7 +50,7 @@ class AgentSettings(BaseModel):
     cancel_grace: float = 10.0
     # Reconnect backoff: first and longest wait.
     backoff_min: float = 0.5
-    backoff_max: float = 30.0
+    backoff_max: float = 10.0
     # Requested lease TTL (the server may shorten it); 0: the server's.
     lease_ttl: float = 0.0
 

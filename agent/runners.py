@@ -75,10 +75,11 @@ class ProcessHandle:
 
 def channel(address: str, max_backoff: float = 2.0):
     """A channel that tries to reconnect at least every `max_backoff` seconds
-    (gRPC's default backoff grows to two minutes after a server outage)."""
-    import grpc
+    (gRPC's default backoff grows to two minutes after a server outage).
+    TLS and the API key come from FLOWDECK_API_TLS_* and FLOWDECK_API_KEY."""
+    from flowdeck.channels import make_channel
 
-    return grpc.insecure_channel(address, options=[
+    return make_channel(address, options=[
         ("grpc.max_receive_message_length", 64 * 1024 * 1024),
         ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ("grpc.enable_retries", 0),

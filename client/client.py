@@ -109,9 +109,19 @@ def translate(err: grpc.RpcError, address: str) -> exc.FlowdeckError:
         if key == ERROR_INFO_KEY:
             info = c.ErrorInfo.FromString(value)
             reason, metadata = info.reason, dict(info.metadata)
-    if code == grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower() or "dns" in details.lower()):
+    if code == grpc.StatusCode.UNAVAILABLE and any(w in details.lower() for w in ("ssl", "tls", "handshake", "certificate")):
         return exc.ConnectionFailedError(
-            f"cannot reach the flowdeck server at {address}; start one with `flowdeck server start`"
+            f"TLS with the flowdeck server at {address} failed; check FLOWDECK_API_TLS_CA "
+            f"(and FLOWDECK_API_TLS_CERT/_KEY for mutual TLS): {details}"
+        )
+    if code == grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower() or "dns" in details.lower()):
+        hint = ""
+        if "socket closed" in details.lower() or "reset" in details.lower():
+            # What a plaintext client (or one without the client certificate) sees of a TLS server.
+            hint = (" (the server closed the connection: if it serves TLS, set FLOWDECK_API_TLS_CA, and "
+                    "FLOWDECK_API_TLS_CERT/_KEY for mutual TLS)")
+        return exc.ConnectionFailedError(
+            f"cannot reach the flowdeck server at {address}; start one with `flowdeck server start`{hint}"
         )
     cls = exc.BY_CODE.get(code.name, exc.ServerError)
     return cls(details, reason=reason, metadata=metadata)
@@ -120,12 +130,16 @@ def translate(err: grpc.RpcError, address: str) -> exc.FlowdeckError:
 class FlowdeckClient:
     """Synchronous client over one gRPC channel."""
 
-    def __init__(self, address: str, *, timeout: float = 30.0, retries: int = 3, channel: grpc.Channel | None = None):
+    def __init__(self, address: str, *, timeout: float = 30.0, retries: int = 3, channel: grpc.Channel | None = None,
+                 api_key: str | None = None):
+        from flowdeck.channels import make_channel
+
         self.address = _address(address)
         self.timeout = timeout
         self.retries = retries
-        self.channel = channel or grpc.insecure_channel(
-            self.address,
+        # TLS (FLOWDECK_API_TLS_*) and the API key (`api_key`, else FLOWDECK_API_KEY).
+        self.channel = channel or make_channel(
+            self.address, api_key=api_key,
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
                      ("grpc.max_send_message_length", 64 * 1024 * 1024),
                      ("grpc.enable_retries", 0)],
@@ -597,6 +611,42 @@ class FlowdeckClient:
         resp = self.call(self.stub(sgrpc, "ScheduleService").ListUpcomingRuns, req)
         return [models.flow_run_from_pb(m) for m in resp.flow_runs]
 
+    # -- API keys (admin scope) ---------------------------------------------------------
+
+    @property
+    def api_keys(self):
+        if getattr(self, "_api_key_stub", None) is None:
+            from flowdeck.v1 import api_key_service_pb2_grpc as akgrpc
+
+            self._api_key_stub = akgrpc.ApiKeyServiceStub(self.channel)
+        return self._api_key_stub
+
+    def create_api_key(self, name: str, scope: str) -> tuple[models.ApiKey, str]:
+        """A new key with `scope` (read, write, agent or admin). Returns (key info,
+        the key itself); the key is shown this once and never again."""
+        from flowdeck.v1 import api_key_service_pb2 as akpb
+
+        try:
+            value = akpb.ApiKeyScope.Value(f"API_KEY_SCOPE_{scope.upper()}")
+        except ValueError:
+            raise exc.InvalidArgumentError(
+                f"invalid scope {scope!r}: must be one of read, write, agent, admin") from None
+        req = akpb.CreateApiKeyRequest(api_key=akpb.ApiKey(name=name, scope=value))
+        resp = self.mutate(self.api_keys.CreateApiKey, req)
+        return models.api_key_from_pb(resp.api_key), resp.secret
+
+    def list_api_keys(self, limit: int | None = 50, show_revoked: bool = False) -> list[models.ApiKey]:
+        from flowdeck.v1 import api_key_service_pb2 as akpb
+
+        req = akpb.ListApiKeysRequest(show_revoked=show_revoked)
+        return [models.api_key_from_pb(m) for m in self._pages(self.api_keys.ListApiKeys, req, "api_keys", limit)]
+
+    def revoke_api_key(self, name: str) -> models.ApiKey:
+        """Revoke the key with this name (or id): refused from its next call on."""
+        from flowdeck.v1 import api_key_service_pb2 as akpb
+
+        return models.api_key_from_pb(self.mutate(self.api_keys.RevokeApiKey, akpb.RevokeApiKeyRequest(name=name)))
+
 # -- the embedded default -------------------------------------------------------
 
 _embedded_lock = threading.Lock()
@@ -612,7 +662,8 @@ def embedded_address() -> str:
             from flowdeck.server.app import ThreadedServer
             from flowdeck.server.settings import Settings
 
-            settings = Settings.from_env(host="127.0.0.1", port=0, database_url="", db_threads=4)
+            settings = Settings.from_env(host="127.0.0.1", port=0, database_url="", db_threads=4,
+                                         tls_cert="", tls_key="", tls_client_ca="")
             # Scheduling and lease loops belong to a real server; the embedded one
             # only tracks what this process does.
             server = ThreadedServer(settings, background=False)

@@ -277,3 +277,27 @@ def storage_block_from_pb(msg) -> StorageBlock:
         created=_ts(msg, "created"),
         updated=_ts(msg, "updated"),
     )
+
+
+class ApiKey(BaseModel):
+    """An API key without its secret (the secret is shown once, at creation)."""
+
+    id: str
+    name: str
+    scope: Literal["read", "write", "agent", "admin"]
+    created: dt.datetime | None = None
+    revoked: dt.datetime | None = None
+    created_by: str = ""
+
+
+def api_key_from_pb(msg) -> ApiKey:
+    from flowdeck.v1 import api_key_service_pb2 as akpb
+
+    return ApiKey(
+        id=msg.id,
+        name=msg.name,
+        scope=akpb.ApiKeyScope.Name(msg.scope).removeprefix("API_KEY_SCOPE_").lower(),
+        created=_ts(msg, "created"),
+        revoked=_ts(msg, "revoked"),
+        created_by=msg.created_by,
+    )

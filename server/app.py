@@ -12,6 +12,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from flowdeck.server.api.agent_servicer import AgentServicer
+from flowdeck.server.api.api_key_servicer import ApiKeyServicer
+from flowdeck.server.api.auth import AuthInterceptor, Security
+from flowdeck.server.api.tls import server_credentials
 from flowdeck.server.api.base import AppContext
 from flowdeck.server.api.deployment_servicer import DeploymentServicer
 from flowdeck.server.api.flow_run_servicer import FlowRunServicer
@@ -26,6 +29,8 @@ from flowdeck.server.db import Database
 from flowdeck.server.events import Events
 from flowdeck.server.settings import Settings
 from flowdeck.v1 import (
+    api_key_service_pb2,
+    api_key_service_pb2_grpc,
     agent_service_pb2,
     agent_service_pb2_grpc,
     deployment_service_pb2,
@@ -59,6 +64,7 @@ SERVICES = [
     (agent_service_pb2, agent_service_pb2_grpc, "AgentService", AgentServicer),
     (flow_data_service_pb2, flow_data_service_pb2_grpc, "FlowDataService", FlowDataServicer),
     (storage_service_pb2, storage_service_pb2_grpc, "StorageService", StorageServicer),
+    (api_key_service_pb2, api_key_service_pb2_grpc, "ApiKeyService", ApiKeyServicer),
 ]
 MAX_MESSAGE = 64 * 1024 * 1024
 
@@ -79,14 +85,21 @@ class FlowdeckServer:
     async def start(self) -> int:
         t0 = time.monotonic()
         s = self.settings
+        # TLS files are read first: a bad one fails the start before anything opens.
+        creds = server_credentials(s)
         self.db = Database(s.resolved_database_url(), threads=s.db_threads)
         events = Events()
         events.loop = asyncio.get_running_loop()
         self.app = AppContext(db=self.db, settings=s, events=events)
+        # API keys, limits and server-side deadlines (flowdeck.server.api.auth).
+        self.app.security = Security(self.app)
         self.grpc = grpc.aio.server(
-            interceptors=[ErrorInterceptor()],
+            interceptors=[AuthInterceptor(self.app.security), ErrorInterceptor()],
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.max_receive_message_length", s.max_request_bytes),
+                # Find dead peers (agents gone without closing their streams).
+                ("grpc.keepalive_time_ms", 60_000),
+                ("grpc.keepalive_timeout_ms", 20_000),
                 ("grpc.max_send_message_length", MAX_MESSAGE),
                 ("grpc.so_reuseport", 0),
             ],
@@ -100,7 +113,10 @@ class FlowdeckServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         reflection.enable_server_reflection(names, self.grpc)
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self.grpc.add_insecure_port(f"{s.host}:{s.port}")
+        if creds is None:
+            self.port = self.grpc.add_insecure_port(f"{s.host}:{s.port}")
+        else:
+            self.port = self.grpc.add_secure_port(f"{s.host}:{s.port}", creds)
         if self.port == 0:
             raise RuntimeError(f"cannot bind {s.host}:{s.port}")
         await self.grpc.start()
@@ -120,13 +136,20 @@ class FlowdeckServer:
         self.tasks.extend(loops.start_all(self.app))
 
     async def stop(self, grace: float | None = None) -> None:
+        # Python 3.11's asyncio.wait_for can lose a cancel when what it waits
+        # for completes at the same moment (busy event subscriptions): ask again
+        # until every loop is gone, so shutdown never hangs on one.
+        pending = set(self.tasks)
+        deadline = time.monotonic() + 10
+        while pending and time.monotonic() < deadline:
+            for t in pending:
+                t.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.2)
+        if pending:
+            log.warning("%d background tasks ignored cancellation", len(pending))
         for t in self.tasks:
-            t.cancel()
-        for t in self.tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                log.debug("background task ended with %r", t.exception())
         if self.grpc is not None:
             await self.health.enter_graceful_shutdown()
             await self.grpc.stop(self.settings.shutdown_grace if grace is None else grace)

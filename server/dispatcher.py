@@ -379,14 +379,13 @@ def still_held(s: Session, held: dict[str, str]) -> set[str]:
     return alive
 
 
-def cancels_for(s: Session, agent_ids: list[str]) -> list[tuple[str, str, str]]:
-    """(agent id, run id, lease id) of held runs whose cancellation was asked."""
-    out = []
-    for chunk in _chunks(agent_ids):
-        out.extend(s.execute(select(FlowRunRow.agent_id, FlowRunRow.id, FlowRunRow.lease_id).where(
-            FlowRunRow.cancel_requested.is_(True), FlowRunRow.state_type.in_(ACTIVE),
-            FlowRunRow.lease_id.is_not(None), FlowRunRow.agent_id.in_(chunk))).all())
-    return [tuple(r) for r in out]
+def cancels_for(s: Session, agent_ids: set[str]) -> list[tuple[str, str, str]]:
+    """(agent id, run id, lease id) of held runs whose cancellation was asked,
+    for these agents."""
+    rows = s.execute(select(FlowRunRow.agent_id, FlowRunRow.id, FlowRunRow.lease_id).where(
+        FlowRunRow.state_type.in_(ACTIVE), FlowRunRow.cancel_requested.is_(True),
+        FlowRunRow.lease_id.is_not(None))).all()
+    return [tuple(r) for r in rows if r[0] in agent_ids]
 
 
 # -- the dispatcher ------------------------------------------------------------------
@@ -414,6 +413,12 @@ class Dispatcher:
 
     async def connect(self, *, agent_id: str, agent_name: str, queue_names: list[str], capacity: int,
                       requested_ttl: float) -> Connection:
+        if not self.running:
+            from flowdeck.server.errors import Unavailable
+
+            raise Unavailable("this server is not dispatching runs (its background loops are off or not "
+                              "started yet); retry, or connect to a server started with `flowdeck server start`")
+
         def work(s):
             qs = work_queues.by_names(s, queue_names, "hello.work_queues")
             return [q.id for q in qs]
@@ -580,15 +585,20 @@ class Dispatcher:
         while True:
             timeout = cap
             try:
-                done = await self.db.run_write(expire_leases)
-                if done:
-                    self.stats["expired"] += len(done)
-                    log.info("leases lapsed: %s", ", ".join(f"{r} -> {t}" for r, t in done))
-                    self.app.events.publish("runs")
+                # A read first: the write lock (SQLite) is taken only when
+                # something has actually lapsed.
+                nxt = await self.db.run_read(next_lease_expiry)
+                if nxt is not None and nxt < utcnow():
+                    done = await self.db.run_write(expire_leases)
+                    if done:
+                        self.stats["expired"] += len(done)
+                        log.info("leases lapsed: %s", ", ".join(f"{r} -> {t}" for r, t in done))
+                        self.app.events.publish("runs")
                     if len(done) >= 500:
                         continue
-                nxt = await self.db.run_read(next_lease_expiry)
-                if nxt is not None:
+                    # Nothing done: another replica holds those rows right now.
+                    timeout = 0.02 if done else 0.2
+                elif nxt is not None:
                     timeout = max(0.01, min(cap, (nxt - utcnow()).total_seconds() + 0.005))
             except asyncio.CancelledError:
                 raise
@@ -608,7 +618,7 @@ class Dispatcher:
             await self._sleep_on(self._cancel_wake, tick)
 
     async def push_cancels(self) -> int:
-        agent_ids = [a for a, c in self.conns.items() if not c.closed]
+        agent_ids = {a for a, c in self.conns.items() if not c.closed}
         if not agent_ids:
             return 0
         rows = await self.db.run_read(lambda s: cancels_for(s, agent_ids))

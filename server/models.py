@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -207,3 +208,23 @@ class FlowDataBlobRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ApiKeyRow(Base):
+    """An API key: only a salted hash of its secret is kept (flowdeck.server.api_keys)."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        # A name is unique among keys that are not revoked.
+        Index("ix_api_keys_active_name", "name", unique=True,
+              sqlite_where=text("revoked IS NULL"), postgresql_where=text("revoked IS NULL")),
+    )
+    # The public part of the key ("fdk_<id>_<secret>").
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(16))
+    # "scrypt$n$r$p$<salt b64>$<hash b64>".
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked: Mapped[dt.datetime | None] = mapped_column(nullable=True)

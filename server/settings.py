@@ -41,6 +41,24 @@ class Settings(BaseModel):
     pg_notify: bool = True
     # Flow data.
     max_flow_data_bytes: int = 64 * 1024 * 1024
+    # Security (see README "Security"). API keys: on with --auth, FLOWDECK_AUTH
+    # or FLOWDECK_SERVER_AUTH=true.
+    auth: bool = False
+    # TLS: certificate chain and private key (PEM files); with a client CA,
+    # mutual TLS (clients must present a certificate it signed).
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    # Limits: refused with RESOURCE_EXHAUSTED / INVALID_ARGUMENT, nothing stored.
+    max_request_bytes: int = 64 * 1024 * 1024
+    max_parameters_bytes: int = 1024 * 1024
+    max_tags: int = 100
+    max_lease_streams_per_key: int = 1000
+    # Server-side work of one call (streams except the lease stream) ends with
+    # DEADLINE_EXCEEDED after this long, whatever deadline the client set.
+    rpc_deadline_seconds: float = 120.0
+    # An open lease stream re-checks its API key at most this often.
+    auth_recheck_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -49,6 +67,8 @@ class Settings(BaseModel):
             env = os.environ.get(f"FLOWDECK_{name.upper()}")
             if env is not None and env != "":
                 values[name] = env
+        if "auth" not in values and os.environ.get("FLOWDECK_SERVER_AUTH"):
+            values["auth"] = os.environ["FLOWDECK_SERVER_AUTH"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -146,3 +146,65 @@ def run_cli(*args, env=None, cwd=None, timeout=120, input=None):
     full_env.update(env or {})
     return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env, cwd=cwd,
                           timeout=timeout, input=input)
+
+
+# -- API keys (issue 8) -----------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def session_key_material():
+    """One key per scope plus a revoked admin key, hashed once per session
+    (scrypt is slow on purpose); re-inserted after every truncation."""
+    from flowdeck.server import api_keys as ak
+
+    out = {}
+    for name in (*ak.SCOPES, "revoked"):
+        key_id, key = ak.new_key()
+        out[name] = (key_id, key, ak.hash_secret(key))
+    return out
+
+
+def insert_test_keys(db, material) -> dict[str, str]:
+    from flowdeck.server.models import ApiKeyRow, utcnow
+
+    with db.write() as s:
+        for name, (key_id, _key, hashed) in material.items():
+            s.add(ApiKeyRow(id=key_id, name=f"test-{name}", scope="admin" if name == "revoked" else name,
+                            secret_hash=hashed, created_by="tests", created=utcnow(),
+                            revoked=utcnow() if name == "revoked" else None))
+    return {name: key for name, (_id, key, _h) in material.items()}
+
+
+@pytest.fixture(scope="session")
+def session_auth_server(database_url, tmp_path_factory):
+    """A server with auth on, beside `session_server` on the same database."""
+    from flowdeck.server.app import ThreadedServer
+    from flowdeck.server.settings import Settings
+
+    settings = Settings(home=tmp_path_factory.mktemp("auth-home"), database_url=database_url, port=0,
+                        auth=True, auth_recheck_seconds=0.5)
+    server = ThreadedServer(settings, background=False)
+    server.address = server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def auth_server(session_auth_server):
+    truncate_all(session_auth_server.server.db)
+    return session_auth_server
+
+
+@pytest.fixture
+def api_keys(auth_server, session_key_material) -> dict[str, str]:
+    """{"read"|"write"|"agent"|"admin"|"revoked": key} valid on `auth_server`."""
+    return insert_test_keys(auth_server.server.db, session_key_material)
+
+
+@pytest.fixture
+def auth_client(auth_server, api_keys):
+    """A client of `auth_server` holding the admin key."""
+    from flowdeck.client import FlowdeckClient
+
+    c = FlowdeckClient(auth_server.address, timeout=20, api_key=api_keys["admin"])
+    yield c
+    c.close()

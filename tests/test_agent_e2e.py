@@ -213,6 +213,29 @@ def marks(tmp: pathlib.Path) -> list[tuple[str, str, int, float]]:
 
 # -- tests ----------------------------------------------------------------------------------
 
+def test_flow_runner_settings_round_trip_without_grpc():
+    code = (
+        "import sys\n"
+        "from flowdeck.flow_runners import UniversalFlowRunner, SubprocessFlowRunner, FlowRunnerSettings, "
+        "runner_from_settings\n"
+        "s = SubprocessFlowRunner(virtualenv='/opt/venv', env={'A': 1}, stream_output=False).to_settings()\n"
+        "assert isinstance(s, FlowRunnerSettings) and s.type == 'subprocess', s\n"
+        "assert s.config == {'env': {'A': '1'}, 'stream_output': False, 'python': None, "
+        "'virtualenv': '/opt/venv', 'working_dir': None}, s.config\n"
+        "r = runner_from_settings(s)\n"
+        "assert r == SubprocessFlowRunner(virtualenv='/opt/venv', env={'A': '1'}, stream_output=False)\n"
+        "assert r.python_executable('py') == '/opt/venv/bin/python'\n"
+        "u = UniversalFlowRunner(env={'X': 'y'})\n"
+        "assert (u.type, u.config) == ('universal', {'env': {'X': 'y'}})\n"
+        "assert runner_from_settings({'type': '', 'config': {}}) == UniversalFlowRunner()\n"
+        "try:\n    runner_from_settings({'type': 'warp'})\nexcept ValueError as e:\n    assert 'warp' in str(e)\n"
+        "else:\n    raise AssertionError('unknown type accepted')\n"
+        "assert 'grpc' not in sys.modules\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
 def test_scheduled_flow_runs_end_to_end_with_logs_lease_info_and_cancel(world):
     w = world
     w.client.create_work_queue("main")

@@ -417,3 +417,13 @@ def test_replicas_push_through_listen_notify(database_url, tmp_path_factory, db,
     finally:
         for server, _ in servers:
             server.stop()
+
+
+def test_a_server_without_background_loops_refuses_agents(server, client, streams):
+    """The embedded default and background=False servers do not dispatch: an
+    agent is told so (UNAVAILABLE, it retries) instead of waiting forever."""
+    client.create_work_queue("q")
+    s = Stream(server.address, hello(["q"]))
+    streams.append(s)
+    assert s.status() == grpc.StatusCode.UNAVAILABLE
+    assert "not dispatching" in s.error.details()

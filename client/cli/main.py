@@ -28,7 +28,18 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--database-url", default=None, help="e.g. postgresql+psycopg://user@host/db")
     start.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
     start.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler loop")
+    start.add_argument("--tls-cert", default=None, metavar="FILE", help="serve TLS with this PEM certificate chain")
+    start.add_argument("--tls-key", default=None, metavar="FILE", help="the certificate's PEM private key")
+    start.add_argument("--tls-client-ca", default=None, metavar="FILE",
+                       help="mutual TLS: clients must present a certificate signed by this CA")
+    start.add_argument("--auth", action="store_true", default=None,
+                       help="require API keys (see `flowdeck server create-admin-key`)")
     start.set_defaults(func="flowdeck.cli.server_cmd:start")
+    p = ssub.add_parser("create-admin-key", help="make an admin API key in the server's database directly "
+                                                 "(prints the key once)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--database-url", default=None, help="default: FLOWDECK_DATABASE_URL, else SQLite under $FLOWDECK_HOME")
+    p.set_defaults(func="flowdeck.cli.server_cmd:create_admin_key")
 
     # deployment
     dep = top.add_parser("deployment", help="create, inspect and run deployments")
@@ -98,6 +109,7 @@ EXTENSIONS: list[str] = [
     "flowdeck.cli.storage_cmd:register",
     "flowdeck.cli.work_queue_cmd:register",
     "flowdeck.cli.agent_cmd:register",
+    "flowdeck.cli.api_key_cmd:register",
 ]
 
 

@@ -8,13 +8,50 @@ def start(args) -> int:
     overrides = dict(host=args.host, port=args.port, database_url=args.database_url, log_level=args.log_level)
     if args.no_scheduler:
         overrides["scheduler_enabled"] = False
+    overrides.update(tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, auth=args.auth)
     settings = Settings.from_env(**overrides)
     configure_logging(settings.log_level)
+    from flowdeck.server.api.tls import server_credentials
+
+    server_credentials(settings)  # a bad TLS file is one line and exit 1, before anything starts
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         import logging
 
-        logging.getLogger("flowdeck.server").warning(
-            "binding %s without TLS: anyone who can reach this address can use the API", settings.host
-        )
+        if not settings.tls_cert:
+            logging.getLogger("flowdeck.server").warning(
+                "binding %s without TLS: anyone who can reach this address can use the API", settings.host
+            )
+        if not settings.auth:
+            logging.getLogger("flowdeck.server").warning(
+                "binding %s without --auth: every caller may do everything (no API keys)", settings.host
+            )
     serve_forever(settings)
+    return 0
+
+
+def create_admin_key(args) -> int:
+    """Make an admin key straight in the server's database (the first key, or
+    a way back in). The key goes to stdout alone, once; nothing keeps it."""
+    import sys
+
+    from flowdeck.server import api_keys
+    from flowdeck.server.db import Database
+    from flowdeck.server.errors import FlowdeckError
+    from flowdeck.server.settings import Settings
+
+    settings = Settings.from_env(database_url=args.database_url)
+    db = Database(settings.resolved_database_url(), threads=1)
+    try:
+        db.migrate()
+        with db.write() as s:
+            row, key = api_keys.create(s, args.name, "admin", created_by=api_keys.CREATED_BY_SERVER)
+            key_id = row.id
+    except FlowdeckError as e:
+        print(f"Error: {e.message}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    print(f"Created admin API key {args.name!r} (id {key_id}). It is shown only this once; "
+          "give it to clients as FLOWDECK_API_KEY:", file=sys.stderr)
+    print(key, flush=True)
     return 0

@@ -69,6 +69,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
+        if not handler_call_details.method.startswith("/flowdeck."):
+            # grpc's own services (health, reflection) report their own errors;
+            # Health.Watch is a coroutine writing with context.write, not a generator.
+            return handler
         if handler.unary_unary:
             inner = handler.unary_unary
 

@@ -1,0 +1,111 @@
+"""Channels to a flowdeck server: TLS and the API key, from the environment.
+
+    FLOWDECK_API_URL          host:port (https:// or grpcs:// asks for TLS)
+    FLOWDECK_API_TLS_CA       PEM file of the CA that signed the server's certificate
+    FLOWDECK_API_TLS_CERT     with FLOWDECK_API_TLS_KEY: the client certificate (mutual TLS)
+    FLOWDECK_API_TLS_SERVER_NAME  the name to check the server's certificate against
+                              (default: the host of the address)
+    FLOWDECK_API_KEY          sent as "authorization: Bearer KEY" on every call
+
+Every part of flowdeck that talks to a server (client, CLI, agent, flow
+processes) builds its channel here, so the same settings apply everywhere.
+"""
+from __future__ import annotations
+
+import collections
+import os
+from pathlib import Path
+
+import grpc
+
+from flowdeck import exceptions as exc
+
+TLS_PREFIXES = ("https://", "grpcs://")
+
+
+class _Details(collections.namedtuple(
+        "_Details", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")),
+        grpc.ClientCallDetails):
+    pass
+
+
+class ApiKeyInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                        grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer KEY` to every call, streams included."""
+
+    def __init__(self, api_key: str):
+        self._header = ("authorization", f"Bearer {api_key}")
+
+    def __repr__(self) -> str:  # never show the key
+        return "ApiKeyInterceptor(<key>)"
+
+    def _details(self, d):
+        metadata = [m for m in (d.metadata or ()) if m[0] != "authorization"]
+        metadata.append(self._header)
+        return _Details(d.method, d.timeout, metadata, d.credentials,
+                        getattr(d, "wait_for_ready", None), getattr(d, "compression", None))
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, request_iterator):
+        return continuation(self._details(details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, details, request_iterator):
+        return continuation(self._details(details), request_iterator)
+
+
+def _read(path: str, env: str) -> bytes:
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError as e:
+        raise exc.InvalidArgumentError(f"cannot read {env} file {path!r}: {e.strerror or e}") from None
+
+
+def wants_tls(url: str) -> bool:
+    return url.startswith(TLS_PREFIXES)
+
+
+def strip_scheme(url: str) -> str:
+    for prefix in TLS_PREFIXES:
+        if url.startswith(prefix):
+            return url[len(prefix):].rstrip("/")
+    return url
+
+
+def make_channel(address: str, options: list | None = None, *, api_key: str | None = None,
+                 tls_ca: str | None = None, tls_cert: str | None = None, tls_key: str | None = None,
+                 server_name: str | None = None, tls: bool | None = None) -> grpc.Channel:
+    """A channel to `address` with TLS and the API key from the arguments or,
+    for those left None, from the FLOWDECK_API_* environment variables."""
+    env = os.environ
+    api_key = env.get("FLOWDECK_API_KEY", "") if api_key is None else api_key
+    tls_ca = env.get("FLOWDECK_API_TLS_CA", "") if tls_ca is None else tls_ca
+    tls_cert = env.get("FLOWDECK_API_TLS_CERT", "") if tls_cert is None else tls_cert
+    tls_key = env.get("FLOWDECK_API_TLS_KEY", "") if tls_key is None else tls_key
+    server_name = env.get("FLOWDECK_API_TLS_SERVER_NAME", "") if server_name is None else server_name
+    if tls is None:
+        tls = bool(tls_ca or tls_cert or wants_tls(address))
+    target = strip_scheme(address)
+    options = list(options or [])
+    if bool(tls_cert) != bool(tls_key):
+        raise exc.InvalidArgumentError(
+            "mutual TLS needs both FLOWDECK_API_TLS_CERT and FLOWDECK_API_TLS_KEY")
+    if tls:
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=_read(tls_ca, "FLOWDECK_API_TLS_CA") if tls_ca else None,
+            private_key=_read(tls_key, "FLOWDECK_API_TLS_KEY") if tls_key else None,
+            certificate_chain=_read(tls_cert, "FLOWDECK_API_TLS_CERT") if tls_cert else None,
+        )
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        channel = grpc.secure_channel(target, creds, options=options)
+    else:
+        channel = grpc.insecure_channel(target, options=options)
+    api_key = (api_key or "").strip()
+    if api_key:
+        channel = grpc.intercept_channel(channel, ApiKeyInterceptor(api_key))
+    return channel

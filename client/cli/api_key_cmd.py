@@ -1,0 +1,63 @@
+"""`flowdeck api-key ...` (only stdlib at import time). Needs an admin key."""
+from __future__ import annotations
+
+SCOPES = ("read", "write", "agent", "admin")
+
+
+def register(subparsers) -> None:
+    ak = subparsers.add_parser("api-key", help="create, list and revoke API keys (needs an admin key)")
+    sub = ak.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("create", help="create a key and print it once")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--scope", "-s", required=True, choices=SCOPES,
+                   help="read (Get/List, logs), write (read + changes, runs), agent (read + lease stream and "
+                        "reports for the runs it holds), admin (write + key management)")
+    p.set_defaults(func="flowdeck.cli.api_key_cmd:create")
+
+    p = sub.add_parser("ls", help="list keys (never the keys themselves)")
+    p.add_argument("--json", action="store_true", help="print plain JSON for scripts")
+    p.add_argument("--limit", type=int, default=50, help="show at most N (default 50, newest first)")
+    p.add_argument("--all", action="store_true", help="page through everything")
+    p.add_argument("--revoked", action="store_true", help="include revoked keys")
+    p.set_defaults(func="flowdeck.cli.api_key_cmd:ls")
+
+    p = sub.add_parser("revoke", help="revoke a key: refused from its next call on")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func="flowdeck.cli.api_key_cmd:revoke")
+
+
+def create(args) -> int:
+    import sys
+
+    from flowdeck.client import get_client
+
+    info, key = get_client().create_api_key(args.name, args.scope)
+    print(f"Created API key {info.name!r} (scope {info.scope}, id {info.id}). It is shown only this once; "
+          "give it to clients as FLOWDECK_API_KEY:", file=sys.stderr)
+    print(key, flush=True)
+    return 0
+
+
+def ls(args) -> int:
+    from flowdeck.cli import output
+    from flowdeck.client import get_client
+
+    keys = get_client().list_api_keys(limit=output.limit_of(args), show_revoked=args.revoked)
+    if args.json:
+        output.print_json(keys)
+        return 0
+    output.table(
+        "API keys",
+        ["name", "scope", "id", "created", "created by", "revoked"],
+        [[k.name, k.scope, k.id, output.when(k.created), k.created_by, output.when(k.revoked)] for k in keys],
+    )
+    return 0
+
+
+def revoke(args) -> int:
+    from flowdeck.client import get_client
+
+    info = get_client().revoke_api_key(args.name)
+    print(f"Revoked API key {info.name!r} (id {info.id}).")
+    return 0

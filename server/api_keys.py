@@ -1,0 +1,147 @@
+"""API keys: creation, listing, revocation and verification.
+
+A key reads `fdk_<id>_<secret>`. The id is public (it is how a key is found);
+the secret is 32 random bytes, kept only as a salted scrypt hash and compared
+in constant time. Nothing here knows about gRPC.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import re
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from flowdeck.server import pagination
+from flowdeck.server.errors import AlreadyExists, InvalidArgument, NotFound
+from flowdeck.server.models import ApiKeyRow, utcnow
+
+# What each scope allows, smallest first. "agent" is read plus the agent's
+# own calls; "admin" is write plus key management.
+SCOPES = ("read", "write", "agent", "admin")
+PREFIX = "fdk_"
+KEY_RE = re.compile(r"^fdk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+MAX_NAME = 200
+# scrypt cost: about 16 MiB and tens of milliseconds per verification; the auth
+# layer remembers successful verifications so a key pays it once per process.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+CREATED_BY_SERVER = "server create-admin-key"
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyInfo:
+    """What the server knows about a key, without the secret."""
+
+    id: str
+    name: str
+    scope: str
+    secret_hash: str
+    revoked: bool
+
+
+def hash_secret(secret: str, salt: bytes | None = None) -> str:
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(digest)}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    """Constant-time comparison of `secret` against a stored hash."""
+    try:
+        algo, n, r, p, salt_b64, digest_b64 = stored.split("$")
+        if algo != "scrypt":
+            return False
+        salt, expected = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
+        got = hashlib.scrypt(secret.encode(), salt=salt, n=int(n), r=int(r), p=int(p), dklen=len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+def parse(key: str) -> tuple[str, str] | None:
+    """(id, whole key) of a well-formed key, else None."""
+    m = KEY_RE.match(key or "")
+    return (m.group(1), key) if m else None
+
+
+def check_scope(scope: str, path: str = "scope") -> str:
+    value = (scope or "").strip().lower()
+    if value not in SCOPES:
+        raise InvalidArgument(path, scope, f"must be one of {', '.join(SCOPES)}")
+    return value
+
+
+def check_name(name: str, path: str = "name") -> str:
+    if not name or not name.strip():
+        raise InvalidArgument(path, name, "is required")
+    if len(name) > MAX_NAME:
+        raise InvalidArgument(path, name, f"must be at most {MAX_NAME} characters")
+    if any(ord(ch) < 32 for ch in name):
+        raise InvalidArgument(path, name, "must not contain control characters")
+    if KEY_RE.match(name) or name.startswith(PREFIX):
+        raise InvalidArgument(path, name[:8] + "...", f"must not start with {PREFIX!r} (a name is not a key)")
+    return name
+
+
+def new_key() -> tuple[str, str]:
+    """A fresh (id, key). The key is the only place the secret ever appears."""
+    key_id = secrets.token_hex(8)
+    return key_id, f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def create(s: Session, name: str, scope: str, created_by: str = "") -> tuple[ApiKeyRow, str]:
+    """A new key; returns (row, key). The caller shows the key once."""
+    name = check_name(name)
+    scope = check_scope(scope)
+    if s.scalar(select(ApiKeyRow.id).where(ApiKeyRow.name == name, ApiKeyRow.revoked.is_(None))):
+        raise AlreadyExists(f"an API key named {name!r} already exists (revoke it first)",
+                            reason="API_KEY_EXISTS", name=name)
+    key_id, key = new_key()
+    row = ApiKeyRow(id=key_id, name=name, scope=scope, secret_hash=hash_secret(key),
+                    created_by=created_by[:200], created=utcnow(), revoked=None)
+    s.add(row)
+    try:
+        s.flush()
+    except IntegrityError:
+        raise AlreadyExists(f"an API key named {name!r} already exists (revoke it first)",
+                            reason="API_KEY_EXISTS", name=name) from None
+    return row, key
+
+
+def list_(s: Session, page_size: int, page_token: str, show_revoked: bool = False):
+    stmt = select(ApiKeyRow).order_by(ApiKeyRow.created.desc(), ApiKeyRow.id)
+    if not show_revoked:
+        stmt = stmt.where(ApiKeyRow.revoked.is_(None))
+    return pagination.paginate(stmt, s, page_size, page_token)
+
+
+def revoke(s: Session, name_or_id: str) -> ApiKeyRow:
+    """Revoke the active key with this name (or id). Revoking twice is NOT_FOUND."""
+    if not name_or_id:
+        raise InvalidArgument("name", name_or_id, "is required")
+    if len(name_or_id) > MAX_NAME:
+        raise InvalidArgument("name", name_or_id, f"must be at most {MAX_NAME} characters")
+    row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.name == name_or_id, ApiKeyRow.revoked.is_(None)))
+    if row is None:
+        row = s.get(ApiKeyRow, name_or_id)
+        if row is not None and row.revoked is not None:
+            raise NotFound(f"API key {name_or_id!r} is already revoked", reason="API_KEY_REVOKED", name=name_or_id)
+    if row is None:
+        raise NotFound(f"no API key named {name_or_id!r}", reason="API_KEY_NOT_FOUND", name=name_or_id)
+    row.revoked = utcnow()
+    s.flush()
+    return row
+
+
+def lookup(s: Session, key_id: str) -> KeyInfo | None:
+    row = s.get(ApiKeyRow, key_id)
+    if row is None:
+        return None
+    return KeyInfo(id=row.id, name=row.name, scope=row.scope, secret_hash=row.secret_hash,
+                   revoked=row.revoked is not None)

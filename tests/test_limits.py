@@ -1,0 +1,158 @@
+"""Limits on what a request may cost (issue 8): request size, parameters size,
+number of tags, flow-data size - each refused with RESOURCE_EXHAUSTED or
+INVALID_ARGUMENT naming the limit, with nothing stored - and server-side
+deadlines."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+import pytest
+
+LIMITS = dict(max_request_bytes=256 * 1024, max_parameters_bytes=1024, max_tags=3, max_flow_data_bytes=4096)
+
+
+@pytest.fixture(scope="module")
+def limited(database_url, tmp_path_factory):
+    from flowdeck.server.app import ThreadedServer
+    from flowdeck.server.settings import Settings
+
+    server = ThreadedServer(Settings(home=tmp_path_factory.mktemp("limits"), database_url=database_url, port=0,
+                                     **LIMITS), background=False)
+    server.address = server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lc(limited):
+    from conftest import truncate_all
+    from flowdeck.client import FlowdeckClient
+
+    truncate_all(limited.server.db)
+    c = FlowdeckClient(limited.address, timeout=20, retries=1)
+    yield c
+    c.close()
+
+
+def _nothing_stored(c):
+    assert c.list_flows() == []
+    assert c.list_deployments() == []
+    assert c.list_flow_runs() == []
+
+
+def test_too_many_tags_is_invalid_argument_naming_the_limit(lc):
+    from flowdeck.exceptions import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="FLOWDECK_MAX_TAGS") as err:
+        lc.create_deployment("d", flow_name="f", tags=["a", "b", "c", "d"])
+    assert "deployment.tags" in err.value.message and "3" in err.value.message
+    with pytest.raises(InvalidArgumentError, match="FLOWDECK_MAX_TAGS"):
+        lc.create_flow_run(flow_name="f", tags=["a", "b", "c", "d"])
+    with pytest.raises(InvalidArgumentError, match="FLOWDECK_MAX_TAGS"):
+        lc.create_work_queue("q", tags=["a", "b", "c", "d"])
+    _nothing_stored(lc)
+    assert lc.list_work_queues() == []
+    # At the limit is fine.
+    dep, _ = lc.create_deployment("d", flow_name="f", tags=["a", "b", "c"])
+    with pytest.raises(InvalidArgumentError, match="FLOWDECK_MAX_TAGS"):
+        lc.create_flow_run_from_deployment(dep.id, tags=["1", "2", "3", "4"])
+    with pytest.raises(InvalidArgumentError, match="FLOWDECK_MAX_TAGS"):
+        lc.update_deployment(dep.id, tags=["1", "2", "3", "4"])
+    assert lc.get_deployment(dep.id).tags == ["a", "b", "c"]
+    assert lc.list_flow_runs() == []
+
+
+def test_parameters_over_the_limit_are_resource_exhausted(lc):
+    from flowdeck.exceptions import ResourceExhaustedError
+
+    big = {"blob": "x" * 2000}
+    with pytest.raises(ResourceExhaustedError, match="FLOWDECK_MAX_PARAMETERS_BYTES") as err:
+        lc.create_deployment("d", flow_name="f", parameters=big)
+    assert "deployment.parameters" in err.value.message and "1024 bytes" in err.value.message
+    with pytest.raises(ResourceExhaustedError, match="FLOWDECK_MAX_PARAMETERS_BYTES"):
+        lc.create_flow_run(flow_name="f", parameters=big)
+    _nothing_stored(lc)
+    dep, _ = lc.create_deployment("d", flow_name="f", parameters={"small": 1})
+    with pytest.raises(ResourceExhaustedError, match="FLOWDECK_MAX_PARAMETERS_BYTES"):
+        lc.create_flow_run_from_deployment(dep.id, parameters=big)
+    with pytest.raises(ResourceExhaustedError, match="FLOWDECK_MAX_PARAMETERS_BYTES"):
+        lc.update_deployment(dep.id, parameters=big)
+    assert lc.get_deployment(dep.id).parameters == {"small": 1}
+    assert lc.list_flow_runs() == []
+
+
+def test_flow_data_over_the_limit_is_resource_exhausted(lc, limited):
+    from flowdeck.exceptions import ResourceExhaustedError
+
+    fd = {"encoding": "text", "blob": "y" * 5000}
+    with pytest.raises(ResourceExhaustedError, match="FLOWDECK_MAX_FLOW_DATA_BYTES") as err:
+        lc.create_deployment("d", flow_name="f", flow_data=fd)
+    assert "deployment.flow_data.blob" in err.value.message
+    # Multi-byte characters count as bytes.
+    with pytest.raises(ResourceExhaustedError, match="FLOWDECK_MAX_FLOW_DATA_BYTES"):
+        lc.create_deployment("d", flow_name="f", flow_data={"encoding": "text", "blob": "é" * 2100})
+    with pytest.raises(ResourceExhaustedError, match="FLOWDECK_MAX_FLOW_DATA_BYTES"):
+        lc.upload_flow_data(b"z" * 5000, flow_name="f", filename="f.py")
+    _nothing_stored(lc)
+    from sqlalchemy import func, select
+
+    from flowdeck.server.models import FlowDataBlobRow
+
+    with limited.server.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(FlowDataBlobRow)) == 0
+
+
+def test_requests_over_the_maximum_size_are_refused(lc, limited):
+    from flowdeck.exceptions import ResourceExhaustedError
+
+    with pytest.raises(ResourceExhaustedError) as err:
+        lc.create_deployment("d", flow_name="f", description="w" * (300 * 1024))
+    assert str(LIMITS["max_request_bytes"]) in err.value.message
+    _nothing_stored(lc)
+    # Just under it passes.
+    lc.create_deployment("d", flow_name="f", description="w" * (200 * 1024))
+
+
+def test_limits_are_configurable_from_the_environment(monkeypatch):
+    from flowdeck.server.settings import Settings
+
+    monkeypatch.setenv("FLOWDECK_MAX_TAGS", "7")
+    monkeypatch.setenv("FLOWDECK_MAX_PARAMETERS_BYTES", "99")
+    monkeypatch.setenv("FLOWDECK_MAX_REQUEST_BYTES", "12345")
+    monkeypatch.setenv("FLOWDECK_MAX_LEASE_STREAMS_PER_KEY", "4")
+    monkeypatch.setenv("FLOWDECK_RPC_DEADLINE_SECONDS", "2.5")
+    monkeypatch.setenv("FLOWDECK_SERVER_AUTH", "true")
+    s = Settings.from_env()
+    assert (s.max_tags, s.max_parameters_bytes, s.max_request_bytes, s.max_lease_streams_per_key,
+            s.rpc_deadline_seconds, s.auth) == (7, 99, 12345, 4, 2.5, True)
+
+
+def test_server_side_work_has_a_deadline(tmp_path, monkeypatch):
+    """A call whose server-side work hangs ends with DEADLINE_EXCEEDED after
+    rpc_deadline_seconds, even when the client set no deadline."""
+    from flowdeck.client import FlowdeckClient
+    from flowdeck.server.api.flow_servicer import FlowServicer
+    from flowdeck.server.app import ThreadedServer
+    from flowdeck.server.settings import Settings
+    from flowdeck.v1 import flow_service_pb2 as fpb
+
+    async def stuck(self, request, context):
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(FlowServicer, "GetFlowByName", stuck)
+    server = ThreadedServer(Settings(home=tmp_path, port=0, rpc_deadline_seconds=0.5), background=False)
+    address = server.start()
+    try:
+        with FlowdeckClient(address) as c:
+            t0 = time.monotonic()
+            with pytest.raises(grpc.RpcError) as err:
+                c.flows.GetFlowByName(fpb.GetFlowByNameRequest(name="x"))  # no client deadline
+            assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "FLOWDECK_RPC_DEADLINE_SECONDS" in err.value.details()
+            assert time.monotonic() - t0 < 10
+            # Other calls are unaffected.
+            assert c.list_flows() == []
+    finally:
+        server.stop()
