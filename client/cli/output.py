@@ -30,7 +30,10 @@ def when(value: dt.datetime | None) -> str:
 def console():
     from rich.console import Console
 
-    return Console(soft_wrap=False)
+    # Piped or captured output has no terminal width; 80 columns would fold
+    # ids and names mid-word, so tables get room to stay one line per row.
+    width = None if sys.stdout.isatty() else 200
+    return Console(soft_wrap=False, width=width)
 
 
 def table(title: str, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
