@@ -50,9 +50,3 @@ def server_credentials(settings) -> grpc.ServerCredentials | None:
     ca_pem = _read(client_ca, "--tls-client-ca") if client_ca else None
     return grpc.ssl_server_credentials([(key_pem, cert_pem)], root_certificates=ca_pem,
                                        require_client_auth=ca_pem is not None)
-
-
-def tls_mode(settings) -> str:
-    if not settings.tls_cert:
-        return "plaintext"
-    return "mutual TLS" if settings.tls_client_ca else "TLS"
