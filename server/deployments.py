@@ -106,7 +106,7 @@ def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None,
     s.flush()
     row.flow_name = flow.name  # for the API's convenience field
     if changed & set(SCHEDULING_FIELDS):
-        scheduler.reschedule_deployment(s, row, now, settings)
+        scheduler.reschedule_deployment(s, row, now, settings, fresh=created)
     else:
         row.next_run_time = scheduler.next_run_time(s, row.id)
     return row, created

@@ -348,13 +348,15 @@ def schedule_deployment(s: Session, row: DeploymentRow, now: dt.datetime | None 
 
 
 def reschedule_deployment(s: Session, row: DeploymentRow, now: dt.datetime | None = None,
-                          settings: "Settings | None" = None) -> int:
+                          settings: "Settings | None" = None, *, fresh: bool = False) -> int:
     """Replace the deployment's future auto-scheduled runs: delete those that have
     not started and create them afresh from now (same transaction as the change).
-    Paused or unscheduled deployments keep none."""
+    Paused or unscheduled deployments keep none. `fresh`: the deployment was just
+    created, so it has no runs to delete."""
     now = now or utcnow()
     settings = _settings(settings)
-    delete_future_runs(s, row.id)
+    if not fresh:
+        delete_future_runs(s, row.id)
     row.scheduled_until = None
     row.scheduler_due_at = None
     created = 0
@@ -363,7 +365,7 @@ def reschedule_deployment(s: Session, row: DeploymentRow, now: dt.datetime | Non
     elif settings.scheduler_enabled:
         created = schedule_deployment(s, row, now, settings)
     s.flush()
-    row.next_run_time = next_run_time(s, row.id)
+    row.next_run_time = next_run_time(s, row.id) if created or not fresh else None
     return created
 
 
