@@ -715,14 +715,9 @@ def _normal(fields: dict[str, Any]) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     """Numbers as the server gives them back (integral floats are ints)."""
-    value = _jsonable(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+    from flowdeck.models import plain_numbers
+
+    return plain_numbers(_jsonable(value))
 
 
 def _existing_fields(dep) -> dict[str, Any]:

@@ -146,20 +146,21 @@ def _ts(msg, field: str) -> dt.datetime | None:
     return getattr(msg, field).ToDatetime(tzinfo=dt.timezone.utc)
 
 
-def _plain(value):
+def plain_numbers(value):
+    """Struct numbers are doubles; give integral ones back as ints (3, not 3.0)."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain_numbers(v) for v in value]
     return value
 
 
 def struct_dict(msg) -> dict[str, Any]:
     from google.protobuf.json_format import MessageToDict
 
-    return _plain(MessageToDict(msg))
+    return plain_numbers(MessageToDict(msg))
 
 
 def _state_name(value: int) -> str:

@@ -8,6 +8,7 @@ import uuid
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.json_format import MessageToDict
 
+from flowdeck.models import plain_numbers
 from flowdeck.server import states
 from flowdeck.server.deployments import DeploymentInput
 from flowdeck.server.errors import InvalidArgument
@@ -72,15 +73,6 @@ def tags(values, path: str) -> list[str]:
     return out
 
 
-def _plain(value):
-    """Struct numbers are doubles; give integral ones back as ints."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def struct_to_dict(msg: struct_pb2.Struct, path: str) -> dict:
@@ -98,7 +90,7 @@ def struct_to_dict(msg: struct_pb2.Struct, path: str) -> dict:
 
     for k, x in msg.fields.items():
         check(x, f"{path}.{k}")
-    return _plain(MessageToDict(msg))
+    return plain_numbers(MessageToDict(msg))
 
 
 def find_nul(msg, path: str = "") -> tuple[str, str] | None:
