@@ -14,6 +14,20 @@ PG_URL = os.environ.get("FLOWDECK_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
 
 
+def require_postgres() -> str:
+    """The Postgres URL; in CI a missing one fails the test instead of skipping it."""
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail("FLOWDECK_TEST_POSTGRES_URL is not set: CI must run the Postgres tests")
+        pytest.skip("FLOWDECK_TEST_POSTGRES_URL is not set")
+    return PG_URL
+
+
+def pytest_configure(config):
+    if os.environ.get("CI") and not PG_URL:
+        raise pytest.UsageError("CI must run the database tests on Postgres too: set FLOWDECK_TEST_POSTGRES_URL")
+
+
 def pytest_report_header(config):
     return f"flowdeck database backends: {', '.join(BACKENDS)}"
 

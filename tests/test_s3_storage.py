@@ -202,16 +202,6 @@ def cli(address: str, home: pathlib.Path, *args: str, cwd=None, timeout: float =
                           stdin=subprocess.DEVNULL)
 
 
-def _has_deployment_commands() -> bool:
-    try:
-        import flowdeck.cli.deployment_create  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_deployment_cli = pytest.mark.skipif(not _has_deployment_commands(),
-                                          reason="`flowdeck deployment create/execute` is not there yet")
 
 FLOW = textwrap.dedent("""
     from flowdeck import flow
@@ -260,14 +250,13 @@ def test_secrets_never_leak(moto_endpoint, bucket, server_proc, tmp_path):
     run("storage", "inspect", made["id"], "--json")
     run("storage", "set-default", made["id"])
     run("storage", "create", "s3", "--bucket", "b", "--aws-secret-access-key", SECRET, ok=False)
-    if _has_deployment_commands():
-        # The default block is S3; the writer uses its own credentials (the server gives none out).
-        spec = spec_file(tmp_path / "project", "None", "leaky")
-        out = run("deployment", "create", str(spec), AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET).stdout
-        assert "using S3 Storage" in out
-        run("deployment", "inspect", "greet/leaky")
-        run("deployment", "inspect", "greet/leaky", "--json")
-        run("deployment", "ls", "--json")
+    # The default block is S3; the writer uses its own credentials (the server gives none out).
+    spec = spec_file(tmp_path / "project", "None", "leaky")
+    out = run("deployment", "create", str(spec), AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET).stdout
+    assert "using S3 Storage" in out
+    run("deployment", "inspect", "greet/leaky")
+    run("deployment", "inspect", "greet/leaky", "--json")
+    run("deployment", "ls", "--json")
     from flowdeck.client import FlowdeckClient
     from flowdeck.v1 import deployment_service_pb2 as dpb
     from flowdeck.v1 import storage_service_pb2 as spb
@@ -304,7 +293,6 @@ def _wait_run(address, home, cwd, run_id, timeout=60):
     raise AssertionError(f"run {run_id} did not finish")
 
 
-@needs_deployment_cli
 @pytest.mark.parametrize("where", ["s3", "server"])
 def test_flow_stored_elsewhere_runs_where_the_script_does_not_exist(where, moto_endpoint, bucket, server_proc,
                                                                     tmp_path):

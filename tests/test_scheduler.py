@@ -368,10 +368,9 @@ def test_concurrent_passes_never_duplicate_a_slot(database_url, db, settings):
 
 @pytest.fixture
 def pg_url(pg_database_factory):
-    from conftest import PG_URL
+    from conftest import require_postgres
 
-    if not PG_URL:
-        pytest.skip("FLOWDECK_TEST_POSTGRES_URL is not set")
+    require_postgres()
     return pg_database_factory()
 
 

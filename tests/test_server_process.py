@@ -340,8 +340,9 @@ def test_sigterm_exits_promptly_with_an_intact_database(tmp_path):
 
 
 def test_server_on_postgres(tmp_path, pg_database_factory):
-    if not os.environ.get("FLOWDECK_TEST_POSTGRES_URL"):
-        pytest.skip("FLOWDECK_TEST_POSTGRES_URL is not set")
+    from conftest import require_postgres
+
+    require_postgres()
     from flowdeck.client import FlowdeckClient
 
     url = pg_database_factory()
