@@ -4,6 +4,19 @@ from __future__ import annotations
 import asyncio
 
 
+def call_in_loop(loop: asyncio.AbstractEventLoop, fn, *args) -> None:
+    """Call `fn(*args)` on `loop`: directly from the loop's own thread, else
+    handed over thread-safely (database work runs in a thread pool)."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        fn(*args)
+    else:
+        loop.call_soon_threadsafe(fn, *args)
+
+
 class Events:
     """Level-triggered wake-ups for loops in the server (scheduler, dispatcher)."""
 
@@ -29,16 +42,8 @@ class Events:
 
     def publish_local(self, topic: str) -> None:
         """Wake this process's waiters only (what a remote notification does)."""
-        if self.loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            self._set(topic)
-        else:
-            self.loop.call_soon_threadsafe(self._set, topic)
+        if self.loop is not None:
+            call_in_loop(self.loop, self._set, topic)
 
     def _set(self, topic: str) -> None:
         for ev in self._waiters.get(topic, ()):

@@ -15,6 +15,8 @@ import asyncio
 import logging
 import uuid
 
+from flowdeck.server.events import call_in_loop
+
 log = logging.getLogger("flowdeck.server.notify")
 
 CHANNEL = "flowdeck_events"
@@ -38,16 +40,8 @@ class Notifier:
 
     def remote(self, topic: str) -> None:
         """Events.remote: queue a NOTIFY (safe from any thread)."""
-        if topic not in TOPICS:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            self._queue(topic)
-        else:
-            self.loop.call_soon_threadsafe(self._queue, topic)
+        if topic in TOPICS:
+            call_in_loop(self.loop, self._queue, topic)
 
     def _queue(self, topic: str) -> None:
         self.pending.add(topic)
