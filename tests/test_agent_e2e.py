@@ -1,11 +1,11 @@
 """Agents as real processes (`flowdeck agent start`) against a real server
 process (`flowdeck server start`), running real flows in fresh processes.
 
-Times are kept short: the lease TTL is 3 s, the agents' reconnect backoff is
-capped at 1 s, and the server outage is 5 s (the issue's 20 s shows the same
-thing more slowly). The contest of agents uses 300 runs (the benchmark does
-more) and, to keep it fast, the in-process runner for the flows; the agents,
-the server and the leases are the real thing. Process-heavy tests run on
+Times are kept short: the lease TTL is 3 s and the agents' reconnect backoff is
+capped at 1 s; the server outage is the issue's 20 s. The contest of agents
+uses the issue's 2,000 runs with the in-process runner for the flows (a fresh
+process per run would take minutes); the agents, the server and the leases are
+the real thing. Process-heavy tests run on
 SQLite; the contest, which is about the database, runs on every backend.
 """
 from __future__ import annotations
@@ -311,17 +311,17 @@ def test_kill_9_agent_crashes_its_running_run_and_frees_its_unstarted_one(world)
 
 
 def test_server_outage_under_a_connected_agent(world):
-    """Stop the server for 5 s while a flow runs: the agent logs one line per
+    """Stop the server for 20 s while a flow runs: the agent logs one line per
     failed attempt, reconnects by itself, the in-flight run finishes and
     reports, and new runs are leased again."""
     w = world
     w.client.create_work_queue("main")
     dep = deployment(w, "d")
     a = w.agent("main", "steady")
-    inflight = w.client.create_flow_run_from_deployment(dep.id, parameters={"tag": "inflight", "sleep": 7})
+    inflight = w.client.create_flow_run_from_deployment(dep.id, parameters={"tag": "inflight", "sleep": 22})
     wait_state(w.client, inflight.id, "RUNNING")
     w.server.stop()
-    time.sleep(5)
+    time.sleep(20)
     w.server.start()
     a.wait_for("connected to", count=2, timeout=15)
     done = wait_state(w.client, inflight.id, "COMPLETED", timeout=20)
@@ -358,9 +358,9 @@ def test_paused_queue_then_resume_and_graceful_sigterm(world):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_agents_compete_for_many_due_runs(tmp_path, backend, pg_database_factory):
-    """Four agents, 300 runs due at once: every run executes exactly once and
+    """Four agents, 2,000 runs due at once: every run executes exactly once and
     ends COMPLETED, and the queue's limit of 8 holds at every moment."""
-    n, limit = 300, 8
+    n, limit = 2000, 8
     (tmp_path / "home").mkdir()
     (tmp_path / "flows.py").write_text(FLOW_SOURCE)
     url = f"sqlite:///{tmp_path / 'flowdeck.db'}" if backend == "sqlite" else pg_database_factory()
@@ -383,7 +383,7 @@ def test_agents_compete_for_many_due_runs(tmp_path, backend, pg_database_factory
         with ThreadPoolExecutor(8) as pool:
             runs = list(pool.map(lambda i: client.create_flow_run_from_deployment(
                 dep.id, parameters={"tag": f"r{i}"}, expected_start_time=due), range(n)))
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 400
         while True:
             done = client.list_flow_runs(deployment_id=dep.id, state_types=["COMPLETED"], limit=None)
             if len({r.id for r in done}) == n:
