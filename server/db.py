@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("flowdeck.server.db")
@@ -45,6 +45,9 @@ def _sqlite_engine(url: str, immediate: bool, pool_size: int) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
+        # Database.read_statement(): one SELECT is its own snapshot; no BEGIN.
+        if conn.get_execution_options().get("flowdeck_single_statement"):
+            return
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
@@ -79,6 +82,12 @@ class Database:
                 self.url, pool_size=threads + 2, max_overflow=4, pool_pre_ping=True
             )
             self.write_engine = self.read_engine
+        # Single-statement reads (the hottest lookups): no BEGIN/COMMIT round
+        # trips. One statement sees one consistent snapshot on both databases.
+        if self.is_sqlite:
+            self._single_engine = self.read_engine.execution_options(flowdeck_single_statement=True)
+        else:
+            self._single_engine = self.read_engine.execution_options(isolation_level="AUTOCOMMIT")
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
         # SQLite has one writer at a time; queue in-process writers here instead
@@ -96,6 +105,13 @@ class Database:
             yield session
 
     @contextlib.contextmanager
+    def read_statement(self) -> Iterator[Connection]:
+        """A Core connection for work that runs exactly ONE read statement (so it
+        needs no transaction of its own: a statement is atomic on its own)."""
+        with self._single_engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         with self._write_lock:
             with self._write_sessions() as session, session.begin():
@@ -110,6 +126,13 @@ class Database:
         def work():
             with self.read() as s:
                 return fn(s)
+
+        return await self.run(work)
+
+    async def run_read_statement(self, fn: Callable[[Connection], T]) -> T:
+        def work():
+            with self.read_statement() as conn:
+                return fn(conn)
 
         return await self.run(work)
 

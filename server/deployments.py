@@ -4,12 +4,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
-from flowdeck.server import flows, pagination, scheduler, storage_blocks
+from flowdeck.server import flows, pagination, scheduler, states, storage_blocks
 from flowdeck.server.errors import AlreadyExists, InvalidArgument, NotFound
-from flowdeck.server.models import DeploymentRow, FlowRow, utcnow
+from flowdeck.server.models import DeploymentRow, FlowRow, FlowRunRow, utcnow
 from flowdeck.server.sqlhelpers import has_all_tags
 
 # Runner types an agent knows how to run; anything else is refused at create time.
@@ -77,6 +77,10 @@ def _resolve_flow(s: Session, inp: DeploymentInput) -> FlowRow:
     return flows.get_or_create(s, inp.flow_name)
 
 
+_ROW_BY_FLOW_AND_NAME = select(DeploymentRow).where(DeploymentRow.flow_id == bindparam("flow_id"),
+                                                     DeploymentRow.name == bindparam("name"))
+
+
 def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None,
            settings=None) -> tuple[DeploymentRow, bool]:
     """Create the deployment, or update the one with the same flow and name."""
@@ -84,9 +88,7 @@ def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None,
     check_runner_type(inp.flow_runner_type)
     flow = _resolve_flow(s, inp)
     storage_blocks.check_exists(s, inp.storage_block_id)
-    row = s.scalar(
-        select(DeploymentRow).where(DeploymentRow.flow_id == flow.id, DeploymentRow.name == inp.name)
-    )
+    row = s.scalar(_ROW_BY_FLOW_AND_NAME, {"flow_id": flow.id, "name": inp.name})
     created = row is None
     if created:
         row = DeploymentRow(flow_id=flow.id, name=inp.name, created=now, updated=now)
@@ -103,6 +105,10 @@ def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None,
                 setattr(row, col, value)
                 changed.add(field)
     row.updated = now
+    if created and not scheduler._is_active(row):
+        # What reschedule_deployment sets below, in the INSERT (saves an UPDATE).
+        row.scheduled_until = None
+        row.scheduler_due_at = scheduler.NEVER
     s.flush()
     row.flow_name = flow.name  # for the API's convenience field
     if changed & set(SCHEDULING_FIELDS):
@@ -123,6 +129,63 @@ def get(s: Session, deployment_id: str) -> DeploymentRow:
         raise NotFound(f"deployment {deployment_id!r} not found", reason="DEPLOYMENT_NOT_FOUND")
     row.next_run_time = scheduler.next_run_time(s, row.id)
     return _with_flow_name(s, row)
+
+
+# -- hot lookups: one prebuilt Core statement each (compiled once, cached) -------
+
+_D = DeploymentRow.__table__
+_NEXT_RUN_TIME = (
+    select(func.min(FlowRunRow.__table__.c.expected_start_time))
+    .where(FlowRunRow.__table__.c.deployment_id == _D.c.id,
+           FlowRunRow.__table__.c.state_type == states.SCHEDULED)
+    .scalar_subquery()
+)
+_FULL_SELECT = select(*_D.c, FlowRow.__table__.c.name.label("flow_name"),
+                      _NEXT_RUN_TIME.label("next_run_time")).join_from(
+    _D, FlowRow.__table__, FlowRow.__table__.c.id == _D.c.flow_id)
+_BY_NAME = _FULL_SELECT.where(FlowRow.__table__.c.name == bindparam("flow_name"),
+                              _D.c.name == bindparam("dep_name"))
+_BY_ID = _FULL_SELECT.where(_D.c.id == bindparam("dep_id"))
+# What a run created from a deployment needs (no next run time).
+_FOR_RUN_COLUMNS = (_D.c.id, _D.c.flow_id, _D.c.parameters, _D.c.tags, _D.c.flow_runner_type,
+                    _D.c.flow_runner_config, FlowRow.__table__.c.name.label("flow_name"))
+_FOR_RUN = select(*_FOR_RUN_COLUMNS).join_from(_D, FlowRow.__table__, FlowRow.__table__.c.id == _D.c.flow_id)
+_FOR_RUN_BY_NAME = _FOR_RUN.where(FlowRow.__table__.c.name == bindparam("flow_name"),
+                                  _D.c.name == bindparam("dep_name"))
+_FOR_RUN_BY_ID = _FOR_RUN.where(_D.c.id == bindparam("dep_id"))
+
+
+def _not_found(what: str):
+    return NotFound(f"deployment {what!r} not found", reason="DEPLOYMENT_NOT_FOUND")
+
+
+def view_by_name(conn, full: str, field: str = "name"):
+    """The deployment as a read-only row (every column, flow_name and
+    next_run_time) in ONE statement: what GetDeploymentByName returns."""
+    flow_name, dep_name = split_name(full, field)
+    row = conn.execute(_BY_NAME, {"flow_name": flow_name, "dep_name": dep_name}).first()
+    if row is None:
+        raise _not_found(full)
+    return row
+
+
+def view_by_id(conn, deployment_id: str):
+    row = conn.execute(_BY_ID, {"dep_id": deployment_id}).first()
+    if row is None:
+        raise _not_found(deployment_id)
+    return row
+
+
+def for_run(conn, *, deployment_id: str = "", deployment_name: str = "", field: str = "deployment_name"):
+    """What creating a run from a deployment needs (id, flow, defaults), one statement."""
+    if deployment_id:
+        row = conn.execute(_FOR_RUN_BY_ID, {"dep_id": deployment_id}).first()
+    else:
+        flow_name, dep_name = split_name(deployment_name, field)
+        row = conn.execute(_FOR_RUN_BY_NAME, {"flow_name": flow_name, "dep_name": dep_name}).first()
+    if row is None:
+        raise _not_found(deployment_id or deployment_name)
+    return row
 
 
 def split_name(full: str, field: str = "name") -> tuple[str, str]:

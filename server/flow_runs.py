@@ -4,14 +4,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from flowdeck.server import deployments, flows, pagination, states
 from flowdeck.server.errors import FailedPrecondition, InvalidArgument, NotFound
-from flowdeck.server.models import FlowRow, FlowRunRow, FlowRunStateRow, new_id, utcnow
+from flowdeck.server.models import DeploymentRow, FlowRow, FlowRunRow, FlowRunStateRow, new_id, utcnow
 from flowdeck.server.names import readable_name
 from flowdeck.server.sqlhelpers import has_all_tags
 
@@ -76,6 +76,33 @@ def row_values(inp: FlowRunInput, flow_id: str, now: dt.datetime) -> dict:
     )
 
 
+_RUNS = FlowRunRow.__table__
+_STATES = FlowRunStateRow.__table__
+_INSERT_RUN = insert(_RUNS)
+_INSERT_STATE = insert(_STATES)
+# Columns a new run leaves NULL (not in row_values): none has a default.
+_NULL_ON_CREATE = ("lease_id", "agent_id", "agent_name", "lease_expires", "work_queue_id")
+assert all(_RUNS.c[k].default is None and _RUNS.c[k].server_default is None for k in _NULL_ON_CREATE)
+_DEPLOYMENT_FLOW = select(DeploymentRow.__table__.c.flow_id).where(
+    DeploymentRow.__table__.c.id == bindparam("dep_id"))
+_UTC = dt.timezone.utc
+
+
+def _as_stored(value):
+    """A datetime as it reads back from the database (aware UTC)."""
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
+    return value
+
+
+def _persistent(s: Session, values: dict) -> FlowRunRow:
+    """The row just inserted with `values`, in the session as if loaded (no SELECT)."""
+    row = FlowRunRow(**{k: _as_stored(v) for k, v in values.items()}, **dict.fromkeys(_NULL_ON_CREATE))
+    make_transient_to_detached(row)
+    s.add(row)
+    return row
+
+
 def create(s: Session, inp: FlowRunInput, now: dt.datetime | None = None) -> FlowRunRow:
     """Create a run; a known idempotency_key returns the existing run instead."""
     now = now or utcnow()
@@ -84,30 +111,40 @@ def create(s: Session, inp: FlowRunInput, now: dt.datetime | None = None) -> Flo
     else:
         flow = flows.get_or_create(s, inp.flow_name)
     if inp.deployment_id:
-        dep = deployments.get(s, inp.deployment_id)
-        if dep.flow_id != flow.id:
+        dep_flow_id = s.execute(_DEPLOYMENT_FLOW, {"dep_id": inp.deployment_id}).scalar()
+        if dep_flow_id is None:
+            raise NotFound(f"deployment {inp.deployment_id!r} not found", reason="DEPLOYMENT_NOT_FOUND")
+        if dep_flow_id != flow.id:
             raise InvalidArgument(
                 "flow_run.deployment_id", inp.deployment_id, f"belongs to another flow than {flow.name!r}"
             )
+    return _create(s, inp, flow.id, flow.name, now)
+
+
+def _create(s: Session, inp: FlowRunInput, flow_id: str, flow_name: str, now: dt.datetime) -> FlowRunRow:
     if inp.idempotency_key:
         existing = s.scalar(select(FlowRunRow).where(FlowRunRow.idempotency_key == inp.idempotency_key))
         if existing is not None:
             return _with_flow_name(s, existing)
-    values = row_values(inp, flow.id, now)
+    values = row_values(inp, flow_id, now)
+    state_row = dict(flow_run_id=values["id"], type=values["state_type"], name=values["state_name"],
+                     message=values["state_message"], timestamp=now)
+    if not inp.idempotency_key:
+        # The common case: two Core inserts, and the row we know we wrote.
+        conn = s.connection()
+        conn.execute(_INSERT_RUN, values)
+        conn.execute(_INSERT_STATE, state_row)
+        row = _persistent(s, values)
+        row.flow_name = flow_name
+        return row
     # ON CONFLICT DO NOTHING on the key: a racing create with the same key
     # leaves exactly one run, and both callers get it.
-    stmt = _insert(s)(FlowRunRow).values(**values)
-    if inp.idempotency_key:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
+    stmt = _insert(s)(FlowRunRow).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
     s.execute(stmt)
-    if inp.idempotency_key:
-        row = s.scalar(select(FlowRunRow).where(FlowRunRow.idempotency_key == inp.idempotency_key))
-    else:
-        row = s.get(FlowRunRow, values["id"])
+    row = s.scalar(select(FlowRunRow).where(FlowRunRow.idempotency_key == inp.idempotency_key))
     if row.id == values["id"]:
-        s.add(FlowRunStateRow(flow_run_id=row.id, type=row.state_type, name=row.state_name,
-                              message=row.state_message, timestamp=now))
-    row.flow_name = flow.name
+        s.connection().execute(_INSERT_STATE, state_row)
+    row.flow_name = flow_name
     return row
 
 
@@ -124,14 +161,12 @@ def create_from_deployment(
     name: str = "",
     now: dt.datetime | None = None,
 ) -> FlowRunRow:
-    if deployment_id:
-        dep = deployments.get(s, deployment_id)
-    else:
-        dep = deployments.get_by_name(s, deployment_name, "deployment_name")
+    # One statement: the deployment's defaults and its flow (which exists: FK).
+    dep = deployments.for_run(s, deployment_id=deployment_id, deployment_name=deployment_name)
     params = dict(dep.parameters or {})
     params.update(parameters or {})
     all_tags = list(dict.fromkeys([*(dep.tags or []), *(tags or [])]))
-    return create(
+    return _create(
         s,
         FlowRunInput(
             flow_id=dep.flow_id,
@@ -145,7 +180,9 @@ def create_from_deployment(
             flow_runner_type=dep.flow_runner_type,
             flow_runner_config=dep.flow_runner_config,
         ),
-        now,
+        dep.flow_id,
+        dep.flow_name,
+        now or utcnow(),
     )
 
 

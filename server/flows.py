@@ -1,7 +1,7 @@
 """Flows: get-or-create by name, lookups, listing, deletion."""
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -11,19 +11,21 @@ from flowdeck.server.errors import NotFound
 from flowdeck.server.models import FlowRow, new_id, utcnow
 
 
+_BY_NAME = select(FlowRow).where(FlowRow.name == bindparam("name"))
+# ON CONFLICT DO NOTHING: two callers creating one flow both get it.
+_CREATE = {
+    "postgresql": pg_insert(FlowRow.__table__).on_conflict_do_nothing(index_elements=["name"]),
+    "sqlite": sqlite_insert(FlowRow.__table__).on_conflict_do_nothing(index_elements=["name"]),
+}
+
+
 def get_or_create(s: Session, name: str) -> FlowRow:
-    row = s.scalar(select(FlowRow).where(FlowRow.name == name))
+    row = s.scalar(_BY_NAME, {"name": name})
     if row is not None:
         return row
-    # ON CONFLICT DO NOTHING: two callers creating one flow both get it.
-    insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
-    s.execute(
-        insert(FlowRow)
-        .values(id=new_id(), name=name, created=now, updated=now)
-        .on_conflict_do_nothing(index_elements=["name"])
-    )
-    return s.scalar(select(FlowRow).where(FlowRow.name == name))
+    s.execute(_CREATE["postgresql" if s.bind.dialect.name == "postgresql" else "sqlite"], {"id": new_id(), "name": name, "created": now, "updated": now})
+    return s.scalar(_BY_NAME, {"name": name})
 
 
 def get(s: Session, flow_id: str) -> FlowRow:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from flowdeck.server.errors import InvalidArgument
@@ -24,17 +24,20 @@ def check_request_id(request_id: str) -> str:
         raise InvalidArgument("request_id", request_id, "must be a UUID") from None
 
 
+# Prebuilt Core statements: on every mutating call with a request_id.
+_T = RequestLogRow.__table__
+_FIND = select(_T.c.response).where(_T.c.method == bindparam("method"), _T.c.request_id == bindparam("request_id"))
+_SAVE = insert(_T)
+
+
 def find(s: Session, method: str, request_id: str) -> bytes | None:
-    return s.scalar(
-        select(RequestLogRow.response).where(
-            RequestLogRow.method == method, RequestLogRow.request_id == request_id
-        )
-    )
+    return s.connection().execute(_FIND, {"method": method, "request_id": request_id}).scalar()
 
 
 def save(s: Session, method: str, request_id: str, response: bytes) -> None:
-    s.add(RequestLogRow(method=method, request_id=request_id, response=response))
-    s.flush()
+    # Inserted at once (a duplicate raises IntegrityError here, in the transaction).
+    s.connection().execute(_SAVE, {"method": method, "request_id": request_id, "response": response,
+                                   "created": utcnow()})
 
 
 def prune(s: Session, now: dt.datetime | None = None) -> int:

@@ -25,11 +25,13 @@ class DeploymentServicer(Servicer, rpc.DeploymentServiceServicer):
 
     async def GetDeployment(self, request, context):
         dep_id = convert.uuid_str(request.id, "id")
-        return await self.read(lambda s: convert.deployment_out(deployments.get(s, dep_id)))
+        return await self.db.run_read_statement(
+            lambda conn: convert.deployment_out(deployments.view_by_id(conn, dep_id)))
 
     async def GetDeploymentByName(self, request, context):
         full = request.name
-        return await self.read(lambda s: convert.deployment_out(deployments.get_by_name(s, full)))
+        return await self.db.run_read_statement(
+            lambda conn: convert.deployment_out(deployments.view_by_name(conn, full)))
 
     async def ListDeployments(self, request, context):
         tags = convert.tags(request.tags, "tags")
