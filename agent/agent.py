@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from flowdeck.agent import runners
 from flowdeck.client import FlowdeckClient, _address
 from flowdeck.exceptions import FlowdeckError
+from flowdeck.server.settings import env_values
 from flowdeck.v1 import agent_service_pb2 as apb
 from flowdeck.v1 import agent_service_pb2_grpc as agrpc
 
@@ -56,11 +57,7 @@ class AgentSettings(BaseModel):
 
     @classmethod
     def from_env(cls, **overrides) -> "AgentSettings":
-        values = {}
-        for name in cls.model_fields:
-            env = os.environ.get(f"FLOWDECK_AGENT_{name.upper()}")
-            if env:
-                values[name] = env
+        values = env_values(cls, "FLOWDECK_AGENT_")
         if "api_url" not in values and os.environ.get("FLOWDECK_API_URL"):
             values["api_url"] = os.environ["FLOWDECK_API_URL"]
         values.update({k: v for k, v in overrides.items() if v is not None})

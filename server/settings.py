@@ -11,6 +11,16 @@ def flowdeck_home() -> Path:
     return Path(os.environ.get("FLOWDECK_HOME") or Path.home() / ".flowdeck").expanduser()
 
 
+def env_values(model: type[BaseModel], prefix: str) -> dict[str, str]:
+    """The fields of `model` set (non-empty) in the environment as PREFIX + NAME."""
+    values = {}
+    for name in model.model_fields:
+        env = os.environ.get(f"{prefix}{name.upper()}")
+        if env:
+            values[name] = env
+    return values
+
+
 class Settings(BaseModel):
     """Every server setting. Each field `x` is read from `FLOWDECK_X` when not given."""
 
@@ -63,11 +73,7 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
-        values = {}
-        for name in cls.model_fields:
-            env = os.environ.get(f"FLOWDECK_{name.upper()}")
-            if env is not None and env != "":
-                values[name] = env
+        values = env_values(cls, "FLOWDECK_")
         if "auth" not in values and os.environ.get("FLOWDECK_SERVER_AUTH"):
             values["auth"] = os.environ["FLOWDECK_SERVER_AUTH"]
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -4,6 +4,9 @@ from __future__ import annotations
 SCOPES = ("read", "write", "agent", "admin")
 
 
+from flowdeck.cli.main import add_list_flags
+
+
 def register(subparsers) -> None:
     ak = subparsers.add_parser("api-key", help="create, list and revoke API keys (needs an admin key)")
     sub = ak.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -16,9 +19,7 @@ def register(subparsers) -> None:
     p.set_defaults(func="flowdeck.cli.api_key_cmd:create")
 
     p = sub.add_parser("ls", help="list keys (never the keys themselves)")
-    p.add_argument("--json", action="store_true", help="print plain JSON for scripts")
-    p.add_argument("--limit", type=int, default=50, help="show at most N (default 50, newest first)")
-    p.add_argument("--all", action="store_true", help="page through everything")
+    add_list_flags(p)
     p.add_argument("--revoked", action="store_true", help="include revoked keys")
     p.set_defaults(func="flowdeck.cli.api_key_cmd:ls")
 

@@ -6,9 +6,10 @@ import argparse
 import sys
 
 
-def _add_list_flags(p: argparse.ArgumentParser) -> None:
+def add_list_flags(p: argparse.ArgumentParser) -> None:
+    """--json, --limit and --all: what every `ls` takes."""
     p.add_argument("--json", action="store_true", help="print plain JSON for scripts")
-    p.add_argument("--limit", type=int, default=50, help="show at most N (default 50, newest first)")
+    p.add_argument("--limit", type=int, default=50, help="show at most N (default 50)")
     p.add_argument("--all", action="store_true", help="page through everything")
 
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("ls", help="list deployments")
     p.add_argument("--flow-name", default="", help="only this flow's deployments")
     p.add_argument("--tag", action="append", default=[], help="only deployments with this tag")
-    _add_list_flags(p)
+    add_list_flags(p)
     p.set_defaults(func="flowdeck.cli.deployment_cmd:ls")
     p = dsub.add_parser("inspect", help="show every property of a deployment")
     p.add_argument("name", metavar="FLOW/DEPLOYMENT")
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deployment", default="", metavar="FLOW/DEPLOYMENT")
     p.add_argument("--state", action="append", default=[], metavar="TYPE", help="e.g. COMPLETED (repeatable)")
     p.add_argument("--tag", action="append", default=[])
-    _add_list_flags(p)
+    add_list_flags(p)
     p.set_defaults(func="flowdeck.cli.flow_run_cmd:ls")
     p = fsub.add_parser("inspect", help="show a flow run by id or name")
     p.add_argument("run", metavar="ID_OR_NAME")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from flowdeck.cli.main import add_list_flags
+
 
 def register(top) -> None:
     st = top.add_parser("storage", help="storage blocks that keep flow code (local, S3, the server)")
@@ -40,9 +42,7 @@ def register(top) -> None:
     common(p)
 
     p = sub.add_parser("ls", help="list storage blocks")
-    p.add_argument("--json", action="store_true", help="print plain JSON for scripts")
-    p.add_argument("--limit", type=int, default=50, help="show at most N (default 50)")
-    p.add_argument("--all", action="store_true", help="page through everything")
+    add_list_flags(p)
     p.set_defaults(func="flowdeck.cli.storage_cmd:ls")
 
     p = sub.add_parser("inspect", help="show a storage block (secrets masked)")

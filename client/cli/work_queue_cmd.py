@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 
 
+from flowdeck.cli.main import add_list_flags
+
+
 def register(subparsers) -> None:
     wq = subparsers.add_parser("work-queue", help="create and manage the work queues agents lease from")
     sub = wq.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -21,9 +24,7 @@ def register(subparsers) -> None:
     p.set_defaults(func="flowdeck.cli.work_queue_cmd:create")
 
     p = sub.add_parser("ls", help="list work queues")
-    p.add_argument("--json", action="store_true", help="print plain JSON for scripts")
-    p.add_argument("--limit", type=int, default=50, help="show at most N (default 50)")
-    p.add_argument("--all", action="store_true", help="page through everything")
+    add_list_flags(p)
     p.set_defaults(func="flowdeck.cli.work_queue_cmd:ls")
 
     p = sub.add_parser("inspect", help="show a work queue")

@@ -415,6 +415,20 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if need == OPEN:
             return handler
 
+        async def within_budget(principal, context, call):
+            """Await `call()` under the server-side deadline, auditing the outcome."""
+            try:
+                async with asyncio.timeout(_budget(settings)):
+                    response = await call()
+            except TimeoutError:
+                _audit(principal, method, need, "DEADLINE_EXCEEDED")
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, _deadline_message(settings))
+            except BaseException:
+                _audit(principal, method, need, _outcome(context))
+                raise
+            _audit(principal, method, need, "OK")
+            return response
+
         if handler.unary_unary or handler.unary_stream:
             is_stream = handler.unary_stream is not None
             inner = handler.unary_stream if is_stream else handler.unary_unary
@@ -434,17 +448,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                         principal = await admit_unary(request, context)
                     except Exception as exc:  # noqa: BLE001 - a domain error from the checks
                         await _abort(context, exc)
-                    try:
-                        async with asyncio.timeout(_budget(settings)):
-                            response = await inner(request, context)
-                    except TimeoutError:
-                        _audit(principal, method, need, "DEADLINE_EXCEEDED")
-                        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, _deadline_message(settings))
-                    except BaseException:
-                        _audit(principal, method, need, _outcome(context))
-                        raise
-                    _audit(principal, method, need, "OK")
-                    return response
+                    return await within_budget(principal, context, lambda: inner(request, context))
 
                 return grpc.unary_unary_rpc_method_handler(
                     unary_unary, handler.request_deserializer, handler.response_serializer)
@@ -484,17 +488,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                     await _abort(context, exc)
                 if principal is not None:
                     current_principal.set(principal)
-                try:
-                    async with asyncio.timeout(_budget(settings)):
-                        response = await inner_su(request_iterator, context)
-                except TimeoutError:
-                    _audit(principal, method, need, "DEADLINE_EXCEEDED")
-                    await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, _deadline_message(settings))
-                except BaseException:
-                    _audit(principal, method, need, _outcome(context))
-                    raise
-                _audit(principal, method, need, "OK")
-                return response
+                return await within_budget(principal, context, lambda: inner_su(request_iterator, context))
 
             return grpc.stream_unary_rpc_method_handler(
                 stream_unary, handler.request_deserializer, handler.response_serializer)
