@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 from flowdeck.agent import runners
 from flowdeck.client import FlowdeckClient, _address
 from flowdeck.exceptions import FlowdeckError
-from flowdeck.server.settings import env_values
+from flowdeck.core.settings import env_values
 from flowdeck.v1 import agent_service_pb2 as apb
 from flowdeck.v1 import agent_service_pb2_grpc as agrpc
 
@@ -389,7 +389,7 @@ class Agent:
 
 
 def _struct(msg) -> dict:
-    from flowdeck.models import struct_dict
+    from flowdeck.core.structs import struct_dict
 
     return struct_dict(msg)
 

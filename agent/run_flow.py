@@ -36,7 +36,7 @@ def _load(flow_data, client, leased):
         except (TypeError, ValueError):
             params = {}
         if "storage_config" in params:
-            from flowdeck.models import struct_dict
+            from flowdeck.core.structs import struct_dict
 
             # The storage block's config with its secrets, from the lease.
             kwargs["storage_config"] = struct_dict(leased.storage_config)

@@ -260,7 +260,7 @@ class DeploymentSpec(BaseModel):
     def _check_schedule(cls, v: Any) -> Any:
         if v is None:
             return None
-        from flowdeck.schedules import schedule_from_dict
+        from flowdeck.core.schedules import schedule_from_dict
 
         if hasattr(v, "to_proto") and hasattr(v, "to_dict"):
             return v
@@ -684,7 +684,7 @@ def _store(plan: _Plan, storage: _Storage, *, write: bool) -> None:
 def _normal_schedule(schedule: Any) -> dict | None:
     if not schedule:
         return None
-    from flowdeck.schedules import schedule_from_dict, schedule_from_proto
+    from flowdeck.core.schedules import schedule_from_dict, schedule_from_proto
 
     return schedule_from_proto(schedule_from_dict(schedule).to_proto()).to_dict()
 
@@ -715,7 +715,7 @@ def _normal(fields: dict[str, Any]) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     """Numbers as the server gives them back (integral floats are ints)."""
-    from flowdeck.models import plain_numbers
+    from flowdeck.core.structs import plain_numbers
 
     return plain_numbers(_jsonable(value))
 

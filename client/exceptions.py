@@ -1,69 +1,39 @@
-"""Errors the flowdeck client raises. Each maps from one gRPC status code."""
+"""The errors flowdeck raises: one class per gRPC status a caller can meet.
+
+They are the core's domain errors (the server raises the same classes), plus
+the client's own connection failures.
+"""
 from __future__ import annotations
 
+from flowdeck.core.errors import (
+    BY_CODE,
+    AbortedError,
+    AlreadyExistsError,
+    CancelledError,
+    DataLossError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    FieldViolation,
+    FlowdeckError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    ServerError,
+    UnauthenticatedError,
+    UnavailableError,
+    UnimplementedError,
+)
 
-class FlowdeckError(Exception):
-    """Base of every error the client raises; str() is a one-line cause."""
-
-    code = "UNKNOWN"
-
-    def __init__(self, message: str, *, reason: str = "", metadata: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        self.reason = reason
-        self.metadata = metadata or {}
-
-
-class InvalidArgumentError(FlowdeckError, ValueError):
-    code = "INVALID_ARGUMENT"
-
-
-class NotFoundError(FlowdeckError, LookupError):
-    code = "NOT_FOUND"
-
-
-class AlreadyExistsError(FlowdeckError):
-    code = "ALREADY_EXISTS"
-
-
-class FailedPreconditionError(FlowdeckError):
-    code = "FAILED_PRECONDITION"
-
-
-class ResourceExhaustedError(FlowdeckError):
-    code = "RESOURCE_EXHAUSTED"
-
-
-class UnauthenticatedError(FlowdeckError):
-    code = "UNAUTHENTICATED"
-
-
-class PermissionDeniedError(FlowdeckError):
-    code = "PERMISSION_DENIED"
-
-
-class UnavailableError(FlowdeckError):
-    code = "UNAVAILABLE"
-
-
-class ServerError(FlowdeckError):
-    code = "INTERNAL"
+__all__ = [
+    "AbortedError", "AlreadyExistsError", "CancelledError", "ConnectionFailedError", "DataLossError",
+    "DeadlineExceededError", "FailedPreconditionError", "FieldViolation", "FlowdeckError", "InvalidArgumentError",
+    "NotFoundError", "PermissionDeniedError", "ResourceExhaustedError", "ServerError", "UnauthenticatedError",
+    "UnavailableError", "UnimplementedError", "BY_CODE",
+]
 
 
 class ConnectionFailedError(UnavailableError):
     """The server could not be reached at all."""
 
-
-BY_CODE = {
-    cls.code: cls
-    for cls in (
-        InvalidArgumentError,
-        NotFoundError,
-        AlreadyExistsError,
-        FailedPreconditionError,
-        ResourceExhaustedError,
-        UnauthenticatedError,
-        PermissionDeniedError,
-        UnavailableError,
-    )
-}
+    reason = "SERVER_UNREACHABLE"

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from flowdeck.server import pagination
-from flowdeck.server.errors import AlreadyExists, InvalidArgument, NotFound
+from flowdeck.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, invalid_field
 from flowdeck.server.models import ApiKeyRow, utcnow
 
 # What each scope allows, smallest first. "agent" is read plus the agent's
@@ -73,19 +73,19 @@ def parse(key: str) -> tuple[str, str] | None:
 def check_scope(scope: str, path: str = "scope") -> str:
     value = (scope or "").strip().lower()
     if value not in SCOPES:
-        raise InvalidArgument(path, scope, f"must be one of {', '.join(SCOPES)}")
+        raise invalid_field(path, scope, f"must be one of {', '.join(SCOPES)}")
     return value
 
 
 def check_name(name: str, path: str = "name") -> str:
     if not name or not name.strip():
-        raise InvalidArgument(path, name, "is required")
+        raise invalid_field(path, name, "is required")
     if len(name) > MAX_NAME:
-        raise InvalidArgument(path, name, f"must be at most {MAX_NAME} characters")
+        raise invalid_field(path, name, f"must be at most {MAX_NAME} characters")
     if any(ord(ch) < 32 for ch in name):
-        raise InvalidArgument(path, name, "must not contain control characters")
+        raise invalid_field(path, name, "must not contain control characters")
     if KEY_RE.match(name) or name.startswith(PREFIX):
-        raise InvalidArgument(path, name[:8] + "...", f"must not start with {PREFIX!r} (a name is not a key)")
+        raise invalid_field(path, name[:8] + "...", f"must not start with {PREFIX!r} (a name is not a key)")
     return name
 
 
@@ -100,7 +100,7 @@ def create(s: Session, name: str, scope: str, created_by: str = "") -> tuple[Api
     name = check_name(name)
     scope = check_scope(scope)
     if s.scalar(select(ApiKeyRow.id).where(ApiKeyRow.name == name, ApiKeyRow.revoked.is_(None))):
-        raise AlreadyExists(f"an API key named {name!r} already exists (revoke it first)",
+        raise AlreadyExistsError(f"an API key named {name!r} already exists (revoke it first)",
                             reason="API_KEY_EXISTS", name=name)
     key_id, key = new_key()
     row = ApiKeyRow(id=key_id, name=name, scope=scope, secret_hash=hash_secret(key),
@@ -109,7 +109,7 @@ def create(s: Session, name: str, scope: str, created_by: str = "") -> tuple[Api
     try:
         s.flush()
     except IntegrityError:
-        raise AlreadyExists(f"an API key named {name!r} already exists (revoke it first)",
+        raise AlreadyExistsError(f"an API key named {name!r} already exists (revoke it first)",
                             reason="API_KEY_EXISTS", name=name) from None
     return row, key
 
@@ -124,16 +124,16 @@ def list_(s: Session, page_size: int, page_token: str, show_revoked: bool = Fals
 def revoke(s: Session, name_or_id: str) -> ApiKeyRow:
     """Revoke the active key with this name (or id). Revoking twice is NOT_FOUND."""
     if not name_or_id:
-        raise InvalidArgument("name", name_or_id, "is required")
+        raise invalid_field("name", name_or_id, "is required")
     if len(name_or_id) > MAX_NAME:
-        raise InvalidArgument("name", name_or_id, f"must be at most {MAX_NAME} characters")
+        raise invalid_field("name", name_or_id, f"must be at most {MAX_NAME} characters")
     row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.name == name_or_id, ApiKeyRow.revoked.is_(None)))
     if row is None:
         row = s.get(ApiKeyRow, name_or_id)
         if row is not None and row.revoked is not None:
-            raise NotFound(f"API key {name_or_id!r} is already revoked", reason="API_KEY_REVOKED", name=name_or_id)
+            raise NotFoundError(f"API key {name_or_id!r} is already revoked", reason="API_KEY_REVOKED", name=name_or_id)
     if row is None:
-        raise NotFound(f"no API key named {name_or_id!r}", reason="API_KEY_NOT_FOUND", name=name_or_id)
+        raise NotFoundError(f"no API key named {name_or_id!r}", reason="API_KEY_NOT_FOUND", name=name_or_id)
     row.revoked = utcnow()
     s.flush()
     return row

@@ -7,8 +7,9 @@ import datetime as dt
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
-from flowdeck.server import flows, pagination, scheduler, states, storage_blocks
-from flowdeck.server.errors import AlreadyExists, InvalidArgument, NotFound
+from flowdeck.server import flows, pagination, scheduler, storage_blocks
+from flowdeck.core import states
+from flowdeck.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, invalid_field
 from flowdeck.server.models import DeploymentRow, FlowRow, FlowRunRow, utcnow
 from flowdeck.server.sqlhelpers import has_all_tags
 
@@ -61,7 +62,7 @@ def _columns_for(field: str) -> tuple[str, ...]:
 
 def check_runner_type(runner_type: str) -> None:
     if runner_type not in RUNNER_TYPES:
-        raise InvalidArgument(
+        raise invalid_field(
             "deployment.flow_runner.type", runner_type, f"must be one of {', '.join(RUNNER_TYPES)}"
         )
 
@@ -70,7 +71,7 @@ def _resolve_flow(s: Session, inp: DeploymentInput) -> FlowRow:
     if inp.flow_id:
         flow = flows.get(s, inp.flow_id)
         if inp.flow_name and inp.flow_name != flow.name:
-            raise InvalidArgument(
+            raise invalid_field(
                 "deployment.flow_name", inp.flow_name, f"does not match flow {inp.flow_id} ({flow.name!r})"
             )
         return flow
@@ -126,7 +127,7 @@ def _with_flow_name(s: Session, row: DeploymentRow) -> DeploymentRow:
 def get(s: Session, deployment_id: str) -> DeploymentRow:
     row = s.get(DeploymentRow, deployment_id)
     if row is None:
-        raise NotFound(f"deployment {deployment_id!r} not found", reason="DEPLOYMENT_NOT_FOUND")
+        raise NotFoundError(f"deployment {deployment_id!r} not found", reason="DEPLOYMENT_NOT_FOUND")
     row.next_run_time = scheduler.next_run_time(s, row.id)
     return _with_flow_name(s, row)
 
@@ -156,7 +157,7 @@ _FOR_RUN_BY_ID = _FOR_RUN.where(_D.c.id == bindparam("dep_id"))
 
 
 def _not_found(what: str):
-    return NotFound(f"deployment {what!r} not found", reason="DEPLOYMENT_NOT_FOUND")
+    return NotFoundError(f"deployment {what!r} not found", reason="DEPLOYMENT_NOT_FOUND")
 
 
 def view_by_name(conn, full: str, field: str = "name"):
@@ -191,7 +192,7 @@ def for_run(conn, *, deployment_id: str = "", deployment_name: str = "", field: 
 def split_name(full: str, field: str = "name") -> tuple[str, str]:
     flow_name, sep, dep_name = full.partition("/")
     if not sep or not flow_name or not dep_name or "/" in dep_name:
-        raise InvalidArgument(field, full, "must be 'flow_name/deployment_name'")
+        raise invalid_field(field, full, "must be 'flow_name/deployment_name'")
     return flow_name, dep_name
 
 
@@ -203,7 +204,7 @@ def get_by_name(s: Session, full: str, field: str = "name") -> DeploymentRow:
         .where(FlowRow.name == flow_name, DeploymentRow.name == dep_name)
     )
     if row is None:
-        raise NotFound(f"deployment {full!r} not found", reason="DEPLOYMENT_NOT_FOUND")
+        raise NotFoundError(f"deployment {full!r} not found", reason="DEPLOYMENT_NOT_FOUND")
     row.flow_name = flow_name
     row.next_run_time = scheduler.next_run_time(s, row.id)
     return row
@@ -249,7 +250,7 @@ def update(s: Session, deployment_id: str, inp: DeploymentInput, paths: list[str
                 )
             )
             if clash:
-                raise AlreadyExists(
+                raise AlreadyExistsError(
                     f"deployment {row.flow_name}/{inp.name} already exists", reason="DEPLOYMENT_EXISTS"
                 )
         for col in _columns_for(path):

@@ -33,7 +33,8 @@ import uuid
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from flowdeck.server import states, work_queues
+from flowdeck.server import work_queues
+from flowdeck.core import states
 from flowdeck.server.api import convert
 from flowdeck.server.flow_runs import StateInput, apply_state
 from flowdeck.server.models import (
@@ -414,9 +415,9 @@ class Dispatcher:
     async def connect(self, *, agent_id: str, agent_name: str, queue_names: list[str], capacity: int,
                       requested_ttl: float) -> Connection:
         if not self.running:
-            from flowdeck.server.errors import Unavailable
+            from flowdeck.core.errors import UnavailableError
 
-            raise Unavailable("this server is not dispatching runs (its background loops are off or not "
+            raise UnavailableError("this server is not dispatching runs (its background loops are off or not "
                               "started yet); retry, or connect to a server started with `flowdeck server start`")
 
         def work(s):
@@ -428,9 +429,9 @@ class Dispatcher:
         ttl = self.ttl_for(requested_ttl)
         old = self.conns.get(agent_id)
         if old is not None:
-            from flowdeck.server.errors import Aborted
+            from flowdeck.core.errors import AbortedError
 
-            old.close(Aborted(f"agent {agent_id} opened a newer lease stream"))
+            old.close(AbortedError(f"agent {agent_id} opened a newer lease stream"))
         conn = Connection(agent_id=agent_id, agent_name=agent_name or f"agent-{agent_id[:8]}",
                           queue_ids=queue_ids, queue_names=list(queue_names), capacity=capacity, ttl=ttl)
         conn.held = await self.db.run_write(lambda s: agent_connected(s, agent_id, ttl))
@@ -530,11 +531,11 @@ class Dispatcher:
             self._close_all()
 
     def _close_all(self) -> None:
-        from flowdeck.server.errors import Unavailable
+        from flowdeck.core.errors import UnavailableError
 
         self.running = False
         for conn in list(self.conns.values()):
-            conn.close(Unavailable("the flowdeck server is shutting down; reconnect"))
+            conn.close(UnavailableError("the flowdeck server is shutting down; reconnect"))
 
     async def dispatch_pass(self) -> dt.datetime | None:
         """Lease due runs to agents with free capacity; return the next due time."""

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from flowdeck.server.errors import DataLoss, InvalidArgument, NotFound, ResourceExhausted
+from flowdeck.core.errors import DataLossError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, invalid_field
 from flowdeck.server.models import FlowDataBlobRow, utcnow
 
 CHUNK = 1024 * 1024
@@ -26,7 +26,7 @@ SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 def check_sha(value: str, path: str = "sha256") -> str:
     value = (value or "").lower()
     if not SHA_RE.match(value):
-        raise InvalidArgument(path, value, "must be a SHA-256 hex digest (64 hex characters)")
+        raise invalid_field(path, value, "must be a SHA-256 hex digest (64 hex characters)")
     return value
 
 
@@ -43,8 +43,8 @@ class Upload:
         self.buffer = bytearray()
         self.hasher = hashlib.sha256()
 
-    def _too_large(self, size: int) -> ResourceExhausted:
-        return ResourceExhausted(
+    def _too_large(self, size: int) -> ResourceExhaustedError:
+        return ResourceExhaustedError(
             f"flow data of {_mib(size)} is over the server's limit of {_mib(self.limit)} "
             "(FLOWDECK_MAX_FLOW_DATA_BYTES)",
             reason="FLOW_DATA_TOO_LARGE", limit=str(self.limit),
@@ -54,32 +54,32 @@ class Upload:
         kind = request.WhichOneof("kind")
         if kind == "metadata":
             if self.metadata is not None or self.buffer:
-                raise InvalidArgument("metadata", "", "must come once, in the first message")
+                raise invalid_field("metadata", "", "must come once, in the first message")
             meta = request.metadata
             if meta.size < 0:
-                raise InvalidArgument("metadata.size", meta.size, "must not be negative")
+                raise invalid_field("metadata.size", meta.size, "must not be negative")
             if meta.size > self.limit:
                 raise self._too_large(meta.size)
             for field in ("flow_name", "filename"):
                 value = getattr(meta, field)
                 if len(value) > 500 or any(ord(ch) < 32 for ch in value):
-                    raise InvalidArgument(f"metadata.{field}", value, "must be at most 500 printable characters")
+                    raise invalid_field(f"metadata.{field}", value, "must be at most 500 printable characters")
             self.metadata = meta
         elif kind == "chunk":
             if self.metadata is None:
-                raise InvalidArgument("metadata", "", "must come first, before any chunk")
+                raise invalid_field("metadata", "", "must come first, before any chunk")
             if len(self.buffer) + len(request.chunk) > self.limit:
                 raise self._too_large(len(self.buffer) + len(request.chunk))
             self.buffer += request.chunk
             self.hasher.update(request.chunk)
         else:
-            raise InvalidArgument("kind", "", "each message must carry metadata or a chunk")
+            raise invalid_field("kind", "", "each message must carry metadata or a chunk")
 
     def finish(self) -> tuple[bytes, str]:
         if self.metadata is None:
-            raise InvalidArgument("metadata", "", "is required (the upload was empty)")
+            raise invalid_field("metadata", "", "is required (the upload was empty)")
         if self.metadata.size and self.metadata.size != len(self.buffer):
-            raise InvalidArgument(
+            raise invalid_field(
                 "metadata.size", self.metadata.size, f"does not match the {len(self.buffer)} bytes received"
             )
         return bytes(self.buffer), self.hasher.hexdigest()
@@ -101,10 +101,10 @@ def store(s: Session, data: bytes, sha256: str) -> bool:
 def load(s: Session, sha256: str) -> bytes:
     row = s.execute(select(FlowDataBlobRow.data, FlowDataBlobRow.size).where(FlowDataBlobRow.sha256 == sha256)).first()
     if row is None:
-        raise NotFound(f"flow data {sha256} not found", reason="FLOW_DATA_NOT_FOUND")
+        raise NotFoundError(f"flow data {sha256} not found", reason="FLOW_DATA_NOT_FOUND")
     data = bytes(row.data)
     if len(data) != row.size or hashlib.sha256(data).hexdigest() != sha256:
-        raise DataLoss(f"flow data {sha256} is corrupt (its content no longer matches its hash)",
+        raise DataLossError(f"flow data {sha256} is corrupt (its content no longer matches its hash)",
                        reason="FLOW_DATA_CORRUPT")
     return data
 

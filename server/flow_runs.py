@@ -9,8 +9,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from flowdeck.server import deployments, flows, pagination, states
-from flowdeck.server.errors import FailedPrecondition, InvalidArgument, NotFound
+from flowdeck.server import deployments, flows, pagination
+from flowdeck.core import states
+from flowdeck.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, invalid_field
 from flowdeck.server.models import DeploymentRow, FlowRow, FlowRunRow, FlowRunStateRow, new_id, utcnow
 from flowdeck.server.names import readable_name
 from flowdeck.server.sqlhelpers import has_all_tags
@@ -113,9 +114,9 @@ def create(s: Session, inp: FlowRunInput, now: dt.datetime | None = None) -> Flo
     if inp.deployment_id:
         dep_flow_id = s.execute(_DEPLOYMENT_FLOW, {"dep_id": inp.deployment_id}).scalar()
         if dep_flow_id is None:
-            raise NotFound(f"deployment {inp.deployment_id!r} not found", reason="DEPLOYMENT_NOT_FOUND")
+            raise NotFoundError(f"deployment {inp.deployment_id!r} not found", reason="DEPLOYMENT_NOT_FOUND")
         if dep_flow_id != flow.id:
-            raise InvalidArgument(
+            raise invalid_field(
                 "flow_run.deployment_id", inp.deployment_id, f"belongs to another flow than {flow.name!r}"
             )
     return _create(s, inp, flow.id, flow.name, now)
@@ -197,7 +198,7 @@ def get(s: Session, run_id: str, *, history: bool = False, for_update: bool = Fa
         stmt = stmt.with_for_update()
     row = s.scalar(stmt)
     if row is None:
-        raise NotFound(f"flow run {run_id!r} not found", reason="FLOW_RUN_NOT_FOUND")
+        raise NotFoundError(f"flow run {run_id!r} not found", reason="FLOW_RUN_NOT_FOUND")
     _with_flow_name(s, row)
     if history:
         row.history = list(
@@ -300,12 +301,12 @@ def set_state(
     if fencing_token and not row.lease_id and row.state_type not in states.TERMINAL:
         # The lease was released or lapsed (the run went back to its queue):
         # the token no longer entitles anyone to report on this run.
-        raise FailedPrecondition(
+        raise FailedPreconditionError(
             f"fencing token {fencing_token} for flow run {run_id} is no longer leased: the lease was lost",
             reason="STALE_FENCING_TOKEN",
         )
     if fencing_token and fencing_token != row.fencing_token:
-        raise FailedPrecondition(
+        raise FailedPreconditionError(
             f"stale fencing token {fencing_token} for flow run {run_id} (current {row.fencing_token}):"
             " the lease was lost",
             reason="STALE_FENCING_TOKEN",
@@ -313,7 +314,7 @@ def set_state(
     if not force:
         why = states.refusal(row.state_type, state.type)
         if why:
-            raise FailedPrecondition(why, reason="ILLEGAL_TRANSITION",
+            raise FailedPreconditionError(why, reason="ILLEGAL_TRANSITION",
                                      current=row.state_type, requested=state.type)
     apply_state(s, row, state, now)
     s.flush()
@@ -326,7 +327,7 @@ def cancel(s: Session, run_id: str, now: dt.datetime | None = None) -> FlowRunRo
     now = now or utcnow()
     row = get(s, run_id, for_update=True)
     if row.state_type in states.TERMINAL:
-        raise FailedPrecondition(
+        raise FailedPreconditionError(
             f"flow run {run_id} is already {row.state_type}", reason="ILLEGAL_TRANSITION"
         )
     if row.lease_id and row.state_type in (states.PENDING, states.RUNNING):

@@ -7,7 +7,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from flowdeck.server import pagination
-from flowdeck.server.errors import NotFound
+from flowdeck.core.errors import NotFoundError
 from flowdeck.server.models import FlowRow, new_id, utcnow
 
 
@@ -31,14 +31,14 @@ def get_or_create(s: Session, name: str) -> FlowRow:
 def get(s: Session, flow_id: str) -> FlowRow:
     row = s.get(FlowRow, flow_id)
     if row is None:
-        raise NotFound(f"flow {flow_id!r} not found", reason="FLOW_NOT_FOUND")
+        raise NotFoundError(f"flow {flow_id!r} not found", reason="FLOW_NOT_FOUND")
     return row
 
 
 def get_by_name(s: Session, name: str) -> FlowRow:
     row = s.scalar(select(FlowRow).where(FlowRow.name == name))
     if row is None:
-        raise NotFound(f"flow {name!r} not found", reason="FLOW_NOT_FOUND")
+        raise NotFoundError(f"flow {name!r} not found", reason="FLOW_NOT_FOUND")
     return row
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from flowdeck.server import pagination
-from flowdeck.server.errors import NotFound
+from flowdeck.core.errors import NotFoundError
 from flowdeck.server.models import FlowRunRow, LogRow
 
 
@@ -28,14 +28,14 @@ def create_many(s: Session, records: list[LogInput]) -> int:
     found = set(s.scalars(select(FlowRunRow.id).where(FlowRunRow.id.in_(run_ids))))
     missing = run_ids - found
     if missing:
-        raise NotFound(f"flow run {sorted(missing)[0]!r} not found", reason="FLOW_RUN_NOT_FOUND")
+        raise NotFoundError(f"flow run {sorted(missing)[0]!r} not found", reason="FLOW_RUN_NOT_FOUND")
     s.execute(insert(LogRow), [dataclasses.asdict(r) for r in records])
     return len(records)
 
 
 def list_(s: Session, flow_run_id: str, page_size: int, page_token: str, min_level: int = 0):
     if s.get(FlowRunRow, flow_run_id) is None:
-        raise NotFound(f"flow run {flow_run_id!r} not found", reason="FLOW_RUN_NOT_FOUND")
+        raise NotFoundError(f"flow run {flow_run_id!r} not found", reason="FLOW_RUN_NOT_FOUND")
     stmt = (
         select(LogRow)
         .where(LogRow.flow_run_id == flow_run_id, LogRow.level >= min_level)

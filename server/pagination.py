@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import json
 
-from flowdeck.server.errors import InvalidArgument
+from flowdeck.core.errors import InvalidArgumentError, invalid_field
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -14,7 +14,7 @@ MAX_OFFSET = 2**53
 
 def page_size(value: int) -> int:
     if value < 0:
-        raise InvalidArgument("page_size", value, "must not be negative")
+        raise invalid_field("page_size", value, "must not be negative")
     if value == 0:
         return DEFAULT_PAGE_SIZE
     return min(value, MAX_PAGE_SIZE)
@@ -29,7 +29,7 @@ def decode(token: str) -> int:
             raise ValueError
         return offset
     except Exception:
-        raise InvalidArgument("page_token", token, "is not a token this server issued") from None
+        raise invalid_field("page_token", token, "is not a token this server issued") from None
 
 
 def encode(offset: int) -> str:

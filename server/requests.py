@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from flowdeck.server.errors import InvalidArgument
+from flowdeck.core.errors import InvalidArgumentError, invalid_field
 from flowdeck.server.models import RequestLogRow, utcnow
 
 KEEP = dt.timedelta(days=7)
@@ -21,7 +21,7 @@ def check_request_id(request_id: str) -> str:
     try:
         return str(uuid.UUID(request_id))
     except ValueError:
-        raise InvalidArgument("request_id", request_id, "must be a UUID") from None
+        raise invalid_field("request_id", request_id, "must be a UUID") from None
 
 
 # Prebuilt Core statements: on every mutating call with a request_id.

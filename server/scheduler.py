@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from sqlalchemy import bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from flowdeck.server import states
+from flowdeck.core import states
 from flowdeck.server.models import DeploymentRow, FlowRunRow, FlowRunStateRow, utcnow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,7 +90,7 @@ def _insert_fn(s: Session):
 
 @functools.lru_cache(maxsize=4096)
 def _schedule_for(key: str):
-    from flowdeck.schedules import schedule_from_dict
+    from flowdeck.core.schedules import schedule_from_dict
 
     return schedule_from_dict(json.loads(key))
 

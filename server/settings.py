@@ -6,19 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-
-def flowdeck_home() -> Path:
-    return Path(os.environ.get("FLOWDECK_HOME") or Path.home() / ".flowdeck").expanduser()
-
-
-def env_values(model: type[BaseModel], prefix: str) -> dict[str, str]:
-    """The fields of `model` set (non-empty) in the environment as PREFIX + NAME."""
-    values = {}
-    for name in model.model_fields:
-        env = os.environ.get(f"{prefix}{name.upper()}")
-        if env:
-            values[name] = env
-    return values
+from flowdeck.core.settings import env_values, flowdeck_home
 
 
 class Settings(BaseModel):

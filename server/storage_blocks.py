@@ -24,7 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from flowdeck.server import pagination
-from flowdeck.server.errors import FailedPrecondition, InvalidArgument, NotFound
+from flowdeck.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, invalid_field
 from flowdeck.server.models import DeploymentRow, FlowRow, StorageBlockRow, new_id, utcnow
 
 MASK = "********"
@@ -57,7 +57,7 @@ def normalize(block_type: str, config: dict, path: str = "storage_block") -> dic
     empty) settings are dropped, so `S3(bucket="b")` and `S3(bucket="b", prefix="")`
     are one block. Error messages never echo a secret's value."""
     if block_type not in SCHEMAS:
-        raise InvalidArgument(f"{path}.type", block_type, f"must be one of {', '.join(SCHEMAS)}")
+        raise invalid_field(f"{path}.type", block_type, f"must be one of {', '.join(SCHEMAS)}")
     schema = SCHEMAS[block_type]
     out = {}
     for key, value in (config or {}).items():
@@ -65,19 +65,19 @@ def normalize(block_type: str, config: dict, path: str = "storage_block") -> dic
         shown = MASK if is_secret(key) else value
         if key not in schema:
             allowed = ", ".join(schema) or "none"
-            raise InvalidArgument(field, shown, f"is not a setting of {block_type!r} storage (allowed: {allowed})")
+            raise invalid_field(field, shown, f"is not a setting of {block_type!r} storage (allowed: {allowed})")
         if value is None or value == "":
             continue
         if not isinstance(value, str):
-            raise InvalidArgument(field, shown, "must be a string")
+            raise invalid_field(field, shown, "must be a string")
         if len(value) > MAX_VALUE or any(ord(ch) < 32 for ch in value):
-            raise InvalidArgument(field, shown, f"must be at most {MAX_VALUE} printable characters")
+            raise invalid_field(field, shown, f"must be at most {MAX_VALUE} printable characters")
         out[key] = value
     for key, required in schema.items():
         if required and key not in out:
-            raise InvalidArgument(f"{path}.config.{key}", "", f"is required for {block_type!r} storage")
+            raise invalid_field(f"{path}.config.{key}", "", f"is required for {block_type!r} storage")
     if block_type == "s3" and ("aws_access_key_id" in out) != ("aws_secret_access_key" in out):
-        raise InvalidArgument(
+        raise invalid_field(
             f"{path}.config", MASK, "aws_access_key_id and aws_secret_access_key go together"
         )
     if "prefix" in out:
@@ -129,14 +129,14 @@ def create(s: Session, block_type: str, config: dict, *, make_default: bool = Fa
 def get(s: Session, block_id: str) -> StorageBlockRow:
     row = s.get(StorageBlockRow, block_id)
     if row is None:
-        raise NotFound(f"storage block {block_id!r} not found", reason="STORAGE_BLOCK_NOT_FOUND")
+        raise NotFoundError(f"storage block {block_id!r} not found", reason="STORAGE_BLOCK_NOT_FOUND")
     return row
 
 
 def check_exists(s: Session, block_id: str | None) -> None:
     """For deployments naming a block: an unknown id is a clear error."""
     if block_id and s.scalar(select(StorageBlockRow.id).where(StorageBlockRow.id == block_id)) is None:
-        raise NotFound(
+        raise NotFoundError(
             f"storage block {block_id!r} not found (create it with `flowdeck storage create`)",
             reason="STORAGE_BLOCK_NOT_FOUND", block_id=block_id,
         )
@@ -159,7 +159,7 @@ def delete_(s: Session, block_id: str) -> None:
     if users:
         count = s.scalar(select(func.count()).where(DeploymentRow.storage_block_id == block_id))
         names = ", ".join(f"{f}/{d}" for f, d in users) + (", ..." if count > len(users) else "")
-        raise FailedPrecondition(
+        raise FailedPreconditionError(
             f"storage block {block_id} is used by {count} deployment(s) ({names}); "
             "delete them or move their flow code first",
             reason="STORAGE_BLOCK_IN_USE", block_id=block_id, deployments=str(count),
@@ -190,7 +190,7 @@ def get_default(s: Session) -> StorageBlockRow:
         select(StorageBlockRow).where(StorageBlockRow.is_default.is_(True)).order_by(StorageBlockRow.updated.desc())
     )
     if row is None:
-        raise NotFound("no default storage block is set (see `flowdeck storage set-default`)",
+        raise NotFoundError("no default storage block is set (see `flowdeck storage set-default`)",
                        reason="NO_DEFAULT_STORAGE_BLOCK")
     return row
 

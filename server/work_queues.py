@@ -13,9 +13,10 @@ import datetime as dt
 from sqlalchemy import and_, delete, func, select, true
 from sqlalchemy.orm import Session
 
-from flowdeck.server import pagination, states
+from flowdeck.server import pagination
+from flowdeck.core import states
 from flowdeck.server.deployments import RUNNER_TYPES
-from flowdeck.server.errors import AlreadyExists, InvalidArgument, NotFound
+from flowdeck.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, invalid_field
 from flowdeck.server.models import DeploymentRow, FlowRow, FlowRunRow, WorkQueueRow, utcnow
 from flowdeck.server.sqlhelpers import has_all_tags
 
@@ -39,15 +40,15 @@ class WorkQueueInput:
 def _check(s: Session, inp: WorkQueueInput, path: str = "work_queue") -> None:
     for i, t in enumerate(inp.flow_runner_types):
         if t not in RUNNER_TYPES:
-            raise InvalidArgument(f"{path}.filter.flow_runner_types[{i}]", t,
+            raise invalid_field(f"{path}.filter.flow_runner_types[{i}]", t,
                                   f"must be one of {', '.join(RUNNER_TYPES)}")
     if inp.concurrency_limit is not None and inp.concurrency_limit < 0:
-        raise InvalidArgument(f"{path}.concurrency_limit", inp.concurrency_limit, "must not be negative")
+        raise invalid_field(f"{path}.concurrency_limit", inp.concurrency_limit, "must not be negative")
     if inp.deployment_ids:
         known = set(s.scalars(select(DeploymentRow.id).where(DeploymentRow.id.in_(inp.deployment_ids))))
         for i, d in enumerate(inp.deployment_ids):
             if d not in known:
-                raise InvalidArgument(f"{path}.filter.deployment_ids[{i}]", d, "no such deployment")
+                raise invalid_field(f"{path}.filter.deployment_ids[{i}]", d, "no such deployment")
 
 
 def _name_taken(s: Session, name: str, but: str | None = None) -> None:
@@ -55,7 +56,7 @@ def _name_taken(s: Session, name: str, but: str | None = None) -> None:
     if but:
         stmt = stmt.where(WorkQueueRow.id != but)
     if s.scalar(stmt):
-        raise AlreadyExists(f"work queue {name!r} already exists", reason="WORK_QUEUE_EXISTS", name=name)
+        raise AlreadyExistsError(f"work queue {name!r} already exists", reason="WORK_QUEUE_EXISTS", name=name)
 
 
 def create(s: Session, inp: WorkQueueInput, now: dt.datetime | None = None) -> WorkQueueRow:
@@ -75,14 +76,14 @@ def create(s: Session, inp: WorkQueueInput, now: dt.datetime | None = None) -> W
 def get(s: Session, queue_id: str) -> WorkQueueRow:
     row = s.get(WorkQueueRow, queue_id)
     if row is None:
-        raise NotFound(f"work queue {queue_id!r} not found", reason="WORK_QUEUE_NOT_FOUND")
+        raise NotFoundError(f"work queue {queue_id!r} not found", reason="WORK_QUEUE_NOT_FOUND")
     return row
 
 
 def get_by_name(s: Session, name: str) -> WorkQueueRow:
     row = s.scalar(select(WorkQueueRow).where(WorkQueueRow.name == name))
     if row is None:
-        raise NotFound(f"work queue {name!r} not found", reason="WORK_QUEUE_NOT_FOUND", name=name)
+        raise NotFoundError(f"work queue {name!r} not found", reason="WORK_QUEUE_NOT_FOUND", name=name)
     return row
 
 
@@ -90,7 +91,7 @@ def by_names(s: Session, names: list[str], path: str = "work_queues") -> list[Wo
     rows = {r.name: r for r in s.scalars(select(WorkQueueRow).where(WorkQueueRow.name.in_(names)))}
     missing = [n for n in names if n not in rows]
     if missing:
-        raise NotFound(f"work queue(s) not found: {', '.join(repr(m) for m in missing)}",
+        raise NotFoundError(f"work queue(s) not found: {', '.join(repr(m) for m in missing)}",
                        reason="WORK_QUEUE_NOT_FOUND", names=",".join(missing))
     return [rows[n] for n in names]
 

@@ -8,9 +8,10 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from flowdeck.server import deployments, flow_runs, flows, logs, pagination, states
+from flowdeck.server import deployments, flow_runs, flows, logs, pagination
+from flowdeck.core import states
 from flowdeck.server.deployments import DeploymentInput
-from flowdeck.server.errors import FailedPrecondition, InvalidArgument, NotFound
+from flowdeck.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from flowdeck.server.flow_runs import FlowRunInput, RunFilter, StateInput
 from flowdeck.server.models import DeploymentRow, FlowRow, FlowRunRow, FlowRunStateRow, LogRow
 
@@ -79,9 +80,9 @@ def test_flow_lookups_and_not_found(db):
     with db.read() as s:
         assert flows.get(s, f.id).name == "lookup"
         assert flows.get_by_name(s, "lookup").id == f.id
-        with pytest.raises(NotFound, match="nope"):
+        with pytest.raises(NotFoundError, match="nope"):
             flows.get_by_name(s, "nope")
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFoundError):
             flows.get(s, "00000000-0000-0000-0000-000000000000")
 
 
@@ -132,9 +133,9 @@ def test_deployment_name_unique_per_flow(db):
     # Renaming onto a taken name is refused and changes nothing.
     with db.write() as s:
         other, _ = deployments.upsert(s, dep_input("other", "f1"))
-    from flowdeck.server.errors import AlreadyExists
+    from flowdeck.core.errors import AlreadyExistsError
 
-    with pytest.raises(AlreadyExists, match="f1/d"):
+    with pytest.raises(AlreadyExistsError, match="f1/d"):
         with db.write() as s:
             deployments.update(s, other.id, DeploymentInput(name="d"), ["name"])
     with db.read() as s:
@@ -154,14 +155,14 @@ def test_deployment_unique_constraint_holds_below_the_upsert(db):
 
 
 def test_deployment_refuses_unknown_runner_and_bad_names(db):
-    with pytest.raises(InvalidArgument, match="flow_runner.type"):
+    with pytest.raises(InvalidArgumentError, match="flow_runner.type"):
         with db.write() as s:
             deployments.upsert(s, dep_input(flow_runner_type="warp"))
     with db.read() as s:
         for bad in ["noslash", "/d", "f/", "f/d/e"]:
-            with pytest.raises(InvalidArgument, match="flow_name/deployment_name"):
+            with pytest.raises(InvalidArgumentError, match="flow_name/deployment_name"):
                 deployments.get_by_name(s, bad)
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFoundError):
             deployments.get_by_name(s, "f/missing")
     assert count(db, DeploymentRow) == 0 and count(db, FlowRow) == 0
 
@@ -213,7 +214,7 @@ def test_deployment_update_with_mask_and_delete(db):
     assert got.tags == ["z"] and got.description == "old"
     with db.write() as s:
         deployments.delete_(s, dep.id)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFoundError):
         with db.write() as s:
             deployments.delete_(s, dep.id)
     assert count(db, FlowRow) == 1
@@ -267,7 +268,7 @@ def test_run_from_deployment_copies_and_overrides(db):
     assert run.parameters == {"a": 1, "b": 3} and run.tags == ["t", "u", "v"]
     assert run.flow_runner_type == "subprocess" and run.flow_runner_config == {"env": {"K": "V"}}
     assert run.deployment_id == dep.id and run.expected_start_time == T0
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFoundError):
         with db.write() as s:
             flow_runs.create_from_deployment(s, deployment_name="etl/nope")
 
@@ -275,7 +276,7 @@ def test_run_from_deployment_copies_and_overrides(db):
 def test_run_deployment_must_belong_to_flow(db):
     with db.write() as s:
         dep, _ = deployments.upsert(s, dep_input("d", "f"))
-    with pytest.raises(InvalidArgument, match="deployment_id"):
+    with pytest.raises(InvalidArgumentError, match="deployment_id"):
         make_run(db, flow_name="other", deployment_id=dep.id)
     assert count(db, FlowRunRow) == 0
 
@@ -297,7 +298,7 @@ def test_state_transition_refusals_name_both_states(db, path, refused):
     for t in allowed:
         with db.write() as s:
             flow_runs.set_state(s, run.id, StateInput(t))
-    with pytest.raises(FailedPrecondition) as info:
+    with pytest.raises(FailedPreconditionError) as info:
         with db.write() as s:
             flow_runs.set_state(s, run.id, StateInput(last))
     current, requested = refused
@@ -332,7 +333,7 @@ def test_state_times_are_recorded(db):
 
 
 def test_set_state_on_missing_run(db):
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFoundError):
         with db.write() as s:
             flow_runs.set_state(s, "00000000-0000-0000-0000-000000000000", StateInput("RUNNING"))
 
@@ -405,9 +406,9 @@ def test_run_list_ties_are_stable_across_pages(db):
 def test_page_tokens_and_sizes_are_validated(db):
     with db.read() as s:
         for bad in ["garbage", "eyJvIjogLTF9", "eyJvIjogImEifQ", "!!!", "e30"]:
-            with pytest.raises(InvalidArgument, match="page_token"):
+            with pytest.raises(InvalidArgumentError, match="page_token"):
                 flow_runs.list_(s, RunFilter(), 10, bad)
-        with pytest.raises(InvalidArgument, match="page_size"):
+        with pytest.raises(InvalidArgumentError, match="page_size"):
             flows.list_(s, -1, "")
     assert pagination.decode(pagination.encode(40)) == 40
     assert pagination.page_size(0) == pagination.DEFAULT_PAGE_SIZE
@@ -436,12 +437,12 @@ def test_logs_create_and_list_in_time_order(db):
 def test_logs_for_missing_run_change_nothing(db):
     run = make_run(db)
     missing = "00000000-0000-0000-0000-000000000000"
-    with pytest.raises(NotFound, match=missing):
+    with pytest.raises(NotFoundError, match=missing):
         with db.write() as s:
             logs.create_many(s, [logs.LogInput(run.id, T0, 20, "", "ok"),
                                  logs.LogInput(missing, T0, 20, "", "no")])
     assert count(db, LogRow) == 0
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFoundError):
         with db.read() as s:
             logs.list_(s, missing, 0, "")
 
@@ -475,7 +476,7 @@ def test_deleting_a_run_removes_history_and_logs(db):
     with db.write() as s:
         flow_runs.delete_(s, run.id)
     assert count(db, FlowRunRow) == 0 and count(db, FlowRunStateRow) == 0 and count(db, LogRow) == 0
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFoundError):
         with db.write() as s:
             flow_runs.delete_(s, run.id)
 

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from flowdeck import exceptions as exc
-from flowdeck.server import deployments, flow_runs, scheduler, states
+from flowdeck.server import deployments, flow_runs, scheduler
+from flowdeck.core import states
 from flowdeck.server.models import DeploymentRow, FlowRunRow, FlowRunStateRow
 from flowdeck.server.settings import Settings
 

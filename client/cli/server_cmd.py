@@ -36,7 +36,7 @@ def create_admin_key(args) -> int:
 
     from flowdeck.server import api_keys
     from flowdeck.server.db import Database
-    from flowdeck.server.errors import FlowdeckError
+    from flowdeck.core.errors import FlowdeckError
     from flowdeck.server.settings import Settings
 
     settings = Settings.from_env(database_url=args.database_url)

@@ -16,7 +16,7 @@ import logging
 from flowdeck.server import dispatcher as dispatch
 from flowdeck.server.api import convert
 from flowdeck.server.api.base import Servicer
-from flowdeck.server.errors import InvalidArgument
+from flowdeck.core.errors import InvalidArgumentError, invalid_field
 from flowdeck.v1 import agent_service_pb2 as pb
 from flowdeck.v1 import agent_service_pb2_grpc as rpc
 
@@ -32,21 +32,21 @@ def _hello(msg: pb.AgentHello) -> dict:
     if name:
         convert.name(name, "hello.agent_name")
     if not msg.work_queues:
-        raise InvalidArgument("hello.work_queues", [], "must name at least one work queue")
+        raise invalid_field("hello.work_queues", [], "must name at least one work queue")
     if len(msg.work_queues) > MAX_QUEUES:
-        raise InvalidArgument("hello.work_queues", len(msg.work_queues), f"must name at most {MAX_QUEUES} queues")
+        raise invalid_field("hello.work_queues", len(msg.work_queues), f"must name at most {MAX_QUEUES} queues")
     queues = []
     for i, q in enumerate(msg.work_queues):
         convert.name(q, f"hello.work_queues[{i}]")
         if q not in queues:
             queues.append(q)
     if not 0 <= msg.capacity <= MAX_CAPACITY:
-        raise InvalidArgument("hello.capacity", msg.capacity, f"must be between 0 and {MAX_CAPACITY}")
+        raise invalid_field("hello.capacity", msg.capacity, f"must be between 0 and {MAX_CAPACITY}")
     ttl = 0.0
     if msg.HasField("lease_ttl"):
         ttl = msg.lease_ttl.seconds + msg.lease_ttl.nanos / 1e9
         if ttl < 0:
-            raise InvalidArgument("hello.lease_ttl", ttl, "must not be negative (0: the server's TTL)")
+            raise invalid_field("hello.lease_ttl", ttl, "must not be negative (0: the server's TTL)")
     return dict(agent_id=agent_id, agent_name=name, queue_names=queues, capacity=msg.capacity, requested_ttl=ttl)
 
 
@@ -60,10 +60,10 @@ class AgentServicer(Servicer, rpc.AgentServiceServicer):
         try:
             first = await requests.__anext__()
         except StopAsyncIteration:
-            raise InvalidArgument("hello", "", "the stream ended before the agent sent a hello") from None
+            raise invalid_field("hello", "", "the stream ended before the agent sent a hello") from None
         kind = first.WhichOneof("kind")
         if kind != "hello":
-            raise InvalidArgument("kind", kind or "", "the first message on a lease stream must be a hello")
+            raise invalid_field("kind", kind or "", "the first message on a lease stream must be a hello")
         conn = await self.dispatcher.connect(**_hello(first.hello))
         reader = None
         try:
@@ -101,17 +101,17 @@ class AgentServicer(Servicer, rpc.AgentServiceServicer):
                     lid = convert.uuid_str(msg.release.lease_id, "release.lease_id")
                     await self.dispatcher.release(conn, lid)
                 elif kind == "hello":
-                    raise InvalidArgument("hello", conn.agent_id, "a lease stream takes one hello, first")
+                    raise invalid_field("hello", conn.agent_id, "a lease stream takes one hello, first")
                 else:
-                    raise InvalidArgument("kind", "", "an empty message is not a heartbeat, ack or release")
+                    raise invalid_field("kind", "", "an empty message is not a heartbeat, ack or release")
             conn.close()
         except asyncio.CancelledError:
             raise
-        except InvalidArgument as e:
+        except InvalidArgumentError as e:
             conn.close(e)
         except Exception as e:  # noqa: BLE001 - the stream ends; the agent reconnects
             if type(e).__name__ not in ("AbortError", "UsageError", "ExecuteBatchError"):
                 log.warning("lease stream of agent %s failed: %s", conn.agent_name, e)
-            from flowdeck.server.errors import Unavailable
+            from flowdeck.core.errors import UnavailableError
 
-            conn.close(Unavailable("the lease stream failed on the server; reconnect"))
+            conn.close(UnavailableError("the lease stream failed on the server; reconnect"))

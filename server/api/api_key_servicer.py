@@ -7,7 +7,7 @@ from flowdeck.server import api_keys
 from flowdeck.server.api import convert
 from flowdeck.server.api.auth import current_principal
 from flowdeck.server.api.base import Servicer
-from flowdeck.server.errors import AlreadyExists, InvalidArgument
+from flowdeck.core.errors import AlreadyExistsError, InvalidArgumentError, invalid_field
 from flowdeck.v1 import api_key_service_pb2 as pb
 from flowdeck.v1 import api_key_service_pb2_grpc as rpc
 
@@ -16,11 +16,11 @@ log = logging.getLogger("flowdeck.server.auth")
 
 def scope_in(value: int, path: str) -> str:
     if value == pb.API_KEY_SCOPE_UNSPECIFIED:
-        raise InvalidArgument(path, "API_KEY_SCOPE_UNSPECIFIED", f"must be one of {', '.join(api_keys.SCOPES)}")
+        raise invalid_field(path, "API_KEY_SCOPE_UNSPECIFIED", f"must be one of {', '.join(api_keys.SCOPES)}")
     try:
         return pb.ApiKeyScope.Name(value).removeprefix("API_KEY_SCOPE_").lower()
     except ValueError:
-        raise InvalidArgument(path, value, "is not a known scope") from None
+        raise invalid_field(path, value, "is not a known scope") from None
 
 
 def api_key_out(row) -> pb.ApiKey:
@@ -49,7 +49,7 @@ class ApiKeyServicer(Servicer, rpc.ApiKeyServiceServicer):
 
         response = await self.mutate("CreateApiKey", request.request_id, pb.CreateApiKeyResponse, work)
         if not made:
-            raise AlreadyExists(
+            raise AlreadyExistsError(
                 f"API key {response.api_key.name!r} was made by an earlier request with this request_id; "
                 "its secret was shown only then (revoke it and create another if it was lost)",
                 reason="API_KEY_SECRET_SHOWN_ONCE", name=response.api_key.name,

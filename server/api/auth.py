@@ -30,7 +30,7 @@ from grpc_reflection.v1alpha import reflection as _reflection
 
 from flowdeck.server import api_keys
 from flowdeck.server.api.interceptors import status_for
-from flowdeck.server.errors import InvalidArgument, PermissionDenied, ResourceExhausted, Unauthenticated
+from flowdeck.core.errors import InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError, invalid_field
 
 log = logging.getLogger("flowdeck.server.auth")
 
@@ -145,7 +145,7 @@ def _bearer(metadata) -> str:
                 value = value.decode("latin-1")
             scheme, _, token = value.strip().partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                raise Unauthenticated("the authorization header must read 'Bearer KEY'",
+                raise UnauthenticatedError("the authorization header must read 'Bearer KEY'",
                                       reason="BAD_AUTHORIZATION_HEADER")
             return token.strip()
     return ""
@@ -198,7 +198,7 @@ def _check(msg, plan, path: str, settings) -> None:
         if kind == "tags":
             n = len(getattr(msg, field.name))
             if n > settings.max_tags:
-                raise InvalidArgument(p, n, f"holds more than the server's limit of {settings.max_tags} tags "
+                raise invalid_field(p, n, f"holds more than the server's limit of {settings.max_tags} tags "
                                             "(FLOWDECK_MAX_TAGS)")
         elif field.is_repeated:
             for i, item in enumerate(getattr(msg, field.name)):
@@ -219,7 +219,7 @@ def _check_one(kind: str, value, sub, path: str, settings) -> None:
         _check(value, sub, path, settings)
         return
     if size > limit:
-        raise ResourceExhausted(
+        raise ResourceExhaustedError(
             f"{path} is {_size(size)}, over the server's limit of {_size(limit)} ({env})",
             reason="REQUEST_LIMIT_EXCEEDED", field=path, limit=str(limit), setting=env,
         )
@@ -229,7 +229,7 @@ def _check_one(kind: str, value, sub, path: str, settings) -> None:
 
 def _agent_set_state(request) -> None:
     if request.fencing_token <= 0 or request.force:
-        raise PermissionDenied(
+        raise PermissionDeniedError(
             "an API key with scope 'agent' reports states only for runs it holds: "
             "SetFlowRunState needs the lease's fencing_token and no force (or a key with scope 'write')",
             reason="SCOPE_REQUIRED", scope="write",
@@ -272,26 +272,26 @@ class Security:
         """Runs on the database pool: one primary-key read, scrypt only the first time."""
         parsed = api_keys.parse(key)
         if parsed is None:
-            raise Unauthenticated("invalid API key", reason="INVALID_API_KEY")
+            raise UnauthenticatedError("invalid API key", reason="INVALID_API_KEY")
         key_id = parsed[0]
         with self.db.read() as s:
             info = api_keys.lookup(s, key_id)
         if info is None:
-            raise Unauthenticated("invalid API key", reason="INVALID_API_KEY")
+            raise UnauthenticatedError("invalid API key", reason="INVALID_API_KEY")
         mac = self._mac(key)
         cached = self._verified.get(key_id)
         if not (cached and cached[0] == info.secret_hash and hmac.compare_digest(cached[1], mac)):
             if not api_keys.verify_secret(key, info.secret_hash):
-                raise Unauthenticated("invalid API key", reason="INVALID_API_KEY")
+                raise UnauthenticatedError("invalid API key", reason="INVALID_API_KEY")
             self._verified[key_id] = (info.secret_hash, mac)
         if info.revoked:
-            raise Unauthenticated(f"the API key {info.name!r} was revoked", reason="API_KEY_REVOKED")
+            raise UnauthenticatedError(f"the API key {info.name!r} was revoked", reason="API_KEY_REVOKED")
         return Principal(key_id=info.id, name=info.name, scope=info.scope)
 
     async def authenticate(self, metadata) -> Principal:
         key = _bearer(metadata)
         if not key:
-            raise Unauthenticated("this server requires an API key: send 'authorization: Bearer KEY' "
+            raise UnauthenticatedError("this server requires an API key: send 'authorization: Bearer KEY' "
                                   "(FLOWDECK_API_KEY)", reason="API_KEY_REQUIRED")
         return await self.db.run(self._verify, key)
 
@@ -304,12 +304,12 @@ class Security:
             return None
         principal = await self.authenticate(metadata)
         if need is None:
-            raise PermissionDenied(f"{method} has no scope in the server's table; refused",
+            raise PermissionDeniedError(f"{method} has no scope in the server's table; refused",
                                    reason="SCOPE_REQUIRED", scope="unknown")
         if principal.scope not in ALLOWED[need]:
             wanted = needed_text(need)
             log.warning("refused %s to key %r (scope %s): needs %s", method, principal.name, principal.scope, wanted)
-            raise PermissionDenied(
+            raise PermissionDeniedError(
                 f"{method.rsplit('/', 1)[-1]} needs an API key with scope {wanted} "
                 f"(key {principal.name!r} has scope {principal.scope})",
                 reason="SCOPE_REQUIRED", scope=wanted,
@@ -324,7 +324,7 @@ class Security:
             entry = self._streams[principal.key_id] = _KeyStreams()
         limit = self.settings.max_lease_streams_per_key
         if entry.count >= limit:
-            raise ResourceExhausted(
+            raise ResourceExhaustedError(
                 f"API key {principal.name!r} has {entry.count} lease streams open, the server's limit "
                 f"(FLOWDECK_MAX_LEASE_STREAMS_PER_KEY={limit})",
                 reason="TOO_MANY_LEASE_STREAMS", limit=str(limit), setting="FLOWDECK_MAX_LEASE_STREAMS_PER_KEY",

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from flowdeck.server import requests
 from flowdeck.server.db import Database
-from flowdeck.server.errors import Aborted
+from flowdeck.core.errors import AbortedError
 from flowdeck.server.events import Events
 from flowdeck.server.settings import Settings
 
@@ -54,6 +54,6 @@ class Servicer:
                     return tx()
                 except IntegrityError:
                     if attempt == 2:
-                        raise Aborted("a concurrent change conflicted with this request; retry") from None
+                        raise AbortedError("a concurrent change conflicted with this request; retry") from None
 
         return await self.db.run(with_retry)

@@ -8,10 +8,10 @@ import uuid
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.json_format import MessageToDict
 
-from flowdeck.models import plain_numbers
-from flowdeck.server import states
+from flowdeck.core.structs import plain_numbers
+from flowdeck.core import states
 from flowdeck.server.deployments import DeploymentInput
-from flowdeck.server.errors import InvalidArgument
+from flowdeck.core.errors import InvalidArgumentError, invalid_field
 from flowdeck.server.flow_runs import FlowRunInput, StateInput
 from flowdeck.v1 import common_pb2 as c
 
@@ -36,30 +36,30 @@ def from_ts(msg, field: str, path: str) -> dt.datetime | None:
     t = getattr(msg, field)
     # Timestamp's valid range is years 1..9999 (seconds -62135596800..253402300799).
     if not (-62135596800 <= t.seconds <= 253402300799) or not (0 <= t.nanos < 1_000_000_000):
-        raise InvalidArgument(path, f"{t.seconds}s{t.nanos}ns", "is out of the Timestamp range")
+        raise invalid_field(path, f"{t.seconds}s{t.nanos}ns", "is out of the Timestamp range")
     return t.ToDatetime(tzinfo=dt.timezone.utc)
 
 
 def uuid_str(value: str, path: str, required: bool = True) -> str:
     if not value:
         if required:
-            raise InvalidArgument(path, value, "is required")
+            raise invalid_field(path, value, "is required")
         return ""
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise InvalidArgument(path, value, "must be a UUID") from None
+        raise invalid_field(path, value, "must be a UUID") from None
 
 
 def name(value: str, path: str, allow_slash: bool = False) -> str:
     if not value or not value.strip():
-        raise InvalidArgument(path, value, "is required")
+        raise invalid_field(path, value, "is required")
     if len(value) > MAX_NAME:
-        raise InvalidArgument(path, value, f"must be at most {MAX_NAME} characters")
+        raise invalid_field(path, value, f"must be at most {MAX_NAME} characters")
     if not allow_slash and "/" in value:
-        raise InvalidArgument(path, value, "must not contain '/'")
+        raise invalid_field(path, value, "must not contain '/'")
     if any(ord(ch) < 32 for ch in value):
-        raise InvalidArgument(path, value, "must not contain control characters")
+        raise invalid_field(path, value, "must not contain control characters")
     return value
 
 
@@ -67,7 +67,7 @@ def tags(values, path: str) -> list[str]:
     out = []
     for i, t in enumerate(values):
         if not t or len(t) > MAX_TAG:
-            raise InvalidArgument(f"{path}[{i}]", t, f"must be 1 to {MAX_TAG} characters")
+            raise invalid_field(f"{path}[{i}]", t, f"must be 1 to {MAX_TAG} characters")
         if t not in out:
             out.append(t)
     return out
@@ -80,7 +80,7 @@ def struct_to_dict(msg: struct_pb2.Struct, path: str) -> dict:
     def check(v: struct_pb2.Value, p):
         kind = v.WhichOneof("kind")
         if kind == "number_value" and (math.isnan(v.number_value) or math.isinf(v.number_value)):
-            raise InvalidArgument(p, v.number_value, "must be a finite number")
+            raise invalid_field(p, v.number_value, "must be a finite number")
         if kind == "struct_value":
             for k, x in v.struct_value.fields.items():
                 check(x, f"{p}.{k}")
@@ -132,11 +132,11 @@ def dict_to_struct(d: dict | None) -> struct_pb2.Struct:
 
 def state_type_name(value: int, path: str) -> str:
     if value == c.STATE_TYPE_UNSPECIFIED:
-        raise InvalidArgument(path, "STATE_TYPE_UNSPECIFIED", "must name a state type")
+        raise invalid_field(path, "STATE_TYPE_UNSPECIFIED", "must name a state type")
     try:
         return c.StateType.Name(value).removeprefix("STATE_TYPE_")
     except ValueError:
-        raise InvalidArgument(path, value, "is not a known state type") from None
+        raise invalid_field(path, value, "is not a known state type") from None
 
 
 def state_type_value(name_: str) -> int:
@@ -149,7 +149,7 @@ def schedule_in(msg: c.Deployment, path: str) -> dict | None:
     """A Schedule message as the dict the database keeps, validated."""
     if not msg.HasField("schedule") or msg.schedule.WhichOneof("kind") is None:
         return None
-    from flowdeck.schedules import InvalidSchedule, schedule_from_proto
+    from flowdeck.core.schedules import InvalidSchedule, schedule_from_proto
 
     try:
         sched = schedule_from_proto(msg.schedule)
@@ -158,11 +158,11 @@ def schedule_in(msg: c.Deployment, path: str) -> dict | None:
     return sched.to_dict()
 
 
-def schedule_error(e, path: str) -> InvalidArgument:
+def schedule_error(e, path: str) -> InvalidArgumentError:
     """An InvalidSchedule as INVALID_ARGUMENT naming the field under `path`
     (``deployment.schedule.cron.timezone``) and the bad value."""
     field = e.field.replace("schedule", path, 1) if e.field.startswith("schedule") else f"{path}.{e.field}"
-    err = InvalidArgument(field, e.value, e.reason)
+    err = invalid_field(field, e.value, e.reason)
     # The schedule's own wording shows values readably ("0s", not timedelta(0)).
     err.message = str(e).replace(e.field, field, 1)
     return err
@@ -171,7 +171,7 @@ def schedule_error(e, path: str) -> InvalidArgument:
 def schedule_out(d: dict | None) -> c.Schedule | None:
     if not d:
         return None
-    from flowdeck.schedules import schedule_from_dict
+    from flowdeck.core.schedules import schedule_from_dict
 
     return schedule_from_dict(d).to_proto()
 
@@ -188,10 +188,10 @@ def deployment_in(msg: c.Deployment, path: str = "deployment", *, for_create: bo
         if msg.flow_name:
             inp.flow_name = name(msg.flow_name, f"{path}.flow_name")
         if not inp.flow_id and not inp.flow_name:
-            raise InvalidArgument(f"{path}.flow_name", "", "flow_id or flow_name is required")
+            raise invalid_field(f"{path}.flow_name", "", "flow_id or flow_name is required")
     fd = msg.flow_data
     if len(fd.encoding) > 32:
-        raise InvalidArgument(f"{path}.flow_data.encoding", fd.encoding, "must be at most 32 characters")
+        raise invalid_field(f"{path}.flow_data.encoding", fd.encoding, "must be at most 32 characters")
     inp.flow_data_encoding = fd.encoding
     inp.flow_data_blob = fd.blob
     inp.storage_block_id = storage_block_of(fd, f"{path}.flow_data.blob")
@@ -207,9 +207,9 @@ def deployment_in(msg: c.Deployment, path: str = "deployment", *, for_create: bo
         secs = msg.max_lateness.seconds + msg.max_lateness.nanos / 1e9
         # Duration's valid range is +-10,000 years; beyond it nothing can hold it.
         if not -315576000000 <= msg.max_lateness.seconds <= 315576000000:
-            raise InvalidArgument(f"{path}.max_lateness", secs, "is out of the Duration range")
+            raise invalid_field(f"{path}.max_lateness", secs, "is out of the Duration range")
         if secs <= 0:
-            raise InvalidArgument(f"{path}.max_lateness", secs, "must be greater than zero")
+            raise invalid_field(f"{path}.max_lateness", secs, "must be greater than zero")
         inp.max_lateness_seconds = secs
     return inp
 
@@ -223,7 +223,7 @@ def storage_block_of(fd: c.FlowData, path: str) -> str | None:
         blob = json.loads(fd.blob)
         block_id = blob["block_id"]
     except (ValueError, KeyError, TypeError):
-        raise InvalidArgument(path, fd.blob, "must be JSON with a block_id for encoding 'blockstorage'") from None
+        raise invalid_field(path, fd.blob, "must be JSON with a block_id for encoding 'blockstorage'") from None
     if block_id in (None, "", "local"):
         return None
     return uuid_str(str(block_id), f"{path}.block_id")
@@ -264,7 +264,7 @@ def deployment_out(row, next_run_time: dt.datetime | None = None) -> c.Deploymen
 def state_in(msg: c.State, path: str) -> StateInput:
     t = state_type_name(msg.type, f"{path}.type")
     if len(msg.name) > 64:
-        raise InvalidArgument(f"{path}.name", msg.name, "must be at most 64 characters")
+        raise invalid_field(f"{path}.name", msg.name, "must be at most 64 characters")
     return StateInput(type=t, name=msg.name, message=msg.message)
 
 
@@ -275,7 +275,7 @@ def flow_run_in(msg: c.FlowRun, path: str = "flow_run") -> FlowRunInput:
     elif msg.flow_name:
         inp.flow_name = name(msg.flow_name, f"{path}.flow_name")
     else:
-        raise InvalidArgument(f"{path}.flow_name", "", "flow_id or flow_name is required")
+        raise invalid_field(f"{path}.flow_name", "", "flow_id or flow_name is required")
     if msg.deployment_id:
         inp.deployment_id = uuid_str(msg.deployment_id, f"{path}.deployment_id")
     if msg.name:
@@ -286,10 +286,10 @@ def flow_run_in(msg: c.FlowRun, path: str = "flow_run") -> FlowRunInput:
         inp.state = state_in(msg.state, f"{path}.state")
     inp.expected_start_time = from_ts(msg, "expected_start_time", f"{path}.expected_start_time")
     if len(msg.idempotency_key) > 300:
-        raise InvalidArgument(f"{path}.idempotency_key", msg.idempotency_key, "must be at most 300 characters")
+        raise invalid_field(f"{path}.idempotency_key", msg.idempotency_key, "must be at most 300 characters")
     inp.idempotency_key = msg.idempotency_key or None
     if len(msg.flow_runner.type) > 64:
-        raise InvalidArgument(f"{path}.flow_runner.type", msg.flow_runner.type, "must be at most 64 characters")
+        raise invalid_field(f"{path}.flow_runner.type", msg.flow_runner.type, "must be at most 64 characters")
     inp.flow_runner_type = msg.flow_runner.type
     inp.flow_runner_config = struct_to_dict(msg.flow_runner.config, f"{path}.flow_runner.config")
     return inp

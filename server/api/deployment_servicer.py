@@ -3,7 +3,7 @@ from google.protobuf import empty_pb2
 
 from flowdeck.server import deployments
 from flowdeck.server.api import convert
-from flowdeck.server.errors import InvalidArgument
+from flowdeck.core.errors import InvalidArgumentError, invalid_field
 from flowdeck.v1 import common_pb2 as c
 from flowdeck.v1 import deployment_service_pb2 as pb
 from flowdeck.v1 import deployment_service_pb2_grpc as rpc
@@ -48,10 +48,10 @@ class DeploymentServicer(Servicer, rpc.DeploymentServiceServicer):
         dep_id = convert.uuid_str(request.deployment.id, "deployment.id")
         paths = list(request.update_mask.paths)
         if not paths:
-            raise InvalidArgument("update_mask", "", "must name at least one field")
+            raise invalid_field("update_mask", "", "must name at least one field")
         for p in paths:
             if p not in deployments.MUTABLE:
-                raise InvalidArgument("update_mask.paths", p, f"must be among {', '.join(deployments.MUTABLE)}")
+                raise invalid_field("update_mask.paths", p, f"must be among {', '.join(deployments.MUTABLE)}")
         inp = convert.deployment_in(request.deployment, for_create=False)
         if "name" in paths:
             inp.name = convert.name(request.deployment.name, "deployment.name")

@@ -4,7 +4,7 @@ from google.protobuf import empty_pb2
 from flowdeck.server import flow_runs
 from flowdeck.server.api import convert
 from flowdeck.server.api.base import Servicer
-from flowdeck.server.errors import InvalidArgument
+from flowdeck.core.errors import InvalidArgumentError, invalid_field
 from flowdeck.v1 import common_pb2 as c
 from flowdeck.v1 import flow_run_service_pb2 as pb
 from flowdeck.v1 import flow_run_service_pb2_grpc as rpc
@@ -26,7 +26,7 @@ class FlowRunServicer(Servicer, rpc.FlowRunServiceServicer):
     async def CreateFlowRunFromDeployment(self, request, context):
         which = request.WhichOneof("deployment")
         if which is None:
-            raise InvalidArgument("deployment_id", "", "deployment_id or deployment_name is required")
+            raise invalid_field("deployment_id", "", "deployment_id or deployment_name is required")
         dep_id = convert.uuid_str(request.deployment_id, "deployment_id") if which == "deployment_id" else ""
         dep_name = request.deployment_name if which == "deployment_name" else ""
         params = convert.struct_to_dict(request.parameters, "parameters")
@@ -35,7 +35,7 @@ class FlowRunServicer(Servicer, rpc.FlowRunServiceServicer):
         state = convert.state_in(request.state, "state") if request.HasField("state") else None
         run_name = convert.name(request.name, "name") if request.name else ""
         if len(request.idempotency_key) > 300:
-            raise InvalidArgument("idempotency_key", request.idempotency_key, "must be at most 300 characters")
+            raise invalid_field("idempotency_key", request.idempotency_key, "must be at most 300 characters")
 
         def work(s):
             row = flow_runs.create_from_deployment(
@@ -55,7 +55,7 @@ class FlowRunServicer(Servicer, rpc.FlowRunServiceServicer):
 
     async def ListFlowRuns(self, request, context):
         if request.order_by not in ORDERS:
-            raise InvalidArgument("order_by", request.order_by, "must be 'expected_start_time' or 'expected_start_time desc'")
+            raise invalid_field("order_by", request.order_by, "must be 'expected_start_time' or 'expected_start_time desc'")
         f = flow_runs.RunFilter(
             flow_id=convert.uuid_str(request.flow_id, "flow_id", required=False),
             flow_name=request.flow_name,
@@ -77,10 +77,10 @@ class FlowRunServicer(Servicer, rpc.FlowRunServiceServicer):
     async def SetFlowRunState(self, request, context):
         run_id = convert.uuid_str(request.flow_run_id, "flow_run_id")
         if not request.HasField("state"):
-            raise InvalidArgument("state", "", "is required")
+            raise invalid_field("state", "", "is required")
         state = convert.state_in(request.state, "state")
         if request.fencing_token < 0:
-            raise InvalidArgument("fencing_token", request.fencing_token, "must not be negative")
+            raise invalid_field("fencing_token", request.fencing_token, "must not be negative")
 
         def work(s):
             row = flow_runs.set_state(s, run_id, state, force=request.force, fencing_token=request.fencing_token)

@@ -6,7 +6,7 @@ import logging
 import grpc
 from sqlalchemy.exc import OperationalError
 
-from flowdeck.server import errors
+from flowdeck.core import errors
 from flowdeck.server.api.convert import find_nul
 from flowdeck.v1 import common_pb2
 
@@ -16,16 +16,16 @@ ERROR_INFO_KEY = "flowdeck-error-info-bin"
 
 # Domain error -> gRPC status code. The only table.
 STATUS_FOR = {
-    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.NotFound: grpc.StatusCode.NOT_FOUND,
-    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
-    errors.Aborted: grpc.StatusCode.ABORTED,
-    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
-    errors.DataLoss: grpc.StatusCode.DATA_LOSS,
+    errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    errors.AbortedError: grpc.StatusCode.ABORTED,
+    errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    errors.DataLossError: grpc.StatusCode.DATA_LOSS,
 }
 
 
@@ -55,7 +55,7 @@ def check_request(request) -> None:
     """Checks every request gets before its handler runs."""
     found = find_nul(request)
     if found:
-        raise errors.InvalidArgument(found[0], found[1], "must not contain NUL characters")
+        raise errors.invalid_field(found[0], found[1], "must not contain NUL characters")
 
 
 def _is_abort(exc: BaseException) -> bool:

@@ -2,7 +2,7 @@
 from flowdeck.server import logs
 from flowdeck.server.api import convert
 from flowdeck.server.api.base import Servicer
-from flowdeck.server.errors import InvalidArgument
+from flowdeck.core.errors import InvalidArgumentError, invalid_field
 from flowdeck.v1 import log_service_pb2 as pb
 from flowdeck.v1 import log_service_pb2_grpc as rpc
 
@@ -13,16 +13,16 @@ MAX_MESSAGE = 1_000_000
 class LogServicer(Servicer, rpc.LogServiceServicer):
     async def CreateLogs(self, request, context):
         if len(request.logs) > MAX_BATCH:
-            raise InvalidArgument("logs", len(request.logs), f"must hold at most {MAX_BATCH} records")
+            raise invalid_field("logs", len(request.logs), f"must hold at most {MAX_BATCH} records")
         records = []
         for i, rec in enumerate(request.logs):
             path = f"logs[{i}]"
             run_id = convert.uuid_str(rec.flow_run_id, f"{path}.flow_run_id")
             when = convert.from_ts(rec, "timestamp", f"{path}.timestamp")
             if when is None:
-                raise InvalidArgument(f"{path}.timestamp", "", "is required")
+                raise invalid_field(f"{path}.timestamp", "", "is required")
             if len(rec.message) > MAX_MESSAGE:
-                raise InvalidArgument(f"{path}.message", rec.message[:50], f"must be at most {MAX_MESSAGE} characters")
+                raise invalid_field(f"{path}.message", rec.message[:50], f"must be at most {MAX_MESSAGE} characters")
             records.append(logs.LogInput(run_id, when, rec.level, rec.logger_name[:200], rec.message))
 
         def work(s):

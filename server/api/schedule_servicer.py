@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from flowdeck.server import deployments, pagination, states
+from flowdeck.server import deployments, pagination
+from flowdeck.core import states
 from flowdeck.server.api import convert
 from flowdeck.server.api.base import Servicer
-from flowdeck.server.errors import InvalidArgument
+from flowdeck.core.errors import InvalidArgumentError, invalid_field
 from flowdeck.server.models import FlowRow, FlowRunRow, utcnow
 from flowdeck.v1 import schedule_service_pb2 as pb
 from flowdeck.v1 import schedule_service_pb2_grpc as rpc
@@ -18,10 +19,10 @@ MAX_COUNT = 1000
 def schedule_from_request(msg, path: str = "schedule"):
     """The request's schedule, validated; InvalidSchedule becomes INVALID_ARGUMENT
     naming the field (``schedule.cron.timezone``) and the bad value."""
-    from flowdeck.schedules import InvalidSchedule, schedule_from_proto
+    from flowdeck.core.schedules import InvalidSchedule, schedule_from_proto
 
     if not msg.HasField("schedule") or msg.schedule.WhichOneof("kind") is None:
-        raise InvalidArgument(path, None, "is required: set one of interval, cron, rrule")
+        raise invalid_field(path, None, "is required: set one of interval, cron, rrule")
     try:
         return schedule_from_proto(msg.schedule)
     except InvalidSchedule as e:
@@ -35,7 +36,7 @@ class ScheduleServicer(Servicer, rpc.ScheduleServiceServicer):
         if count == 0:
             count = DEFAULT_COUNT
         if not 1 <= count <= MAX_COUNT:
-            raise InvalidArgument("count", request.count, f"must be between 1 and {MAX_COUNT} (0 means {DEFAULT_COUNT})")
+            raise invalid_field("count", request.count, f"must be between 1 and {MAX_COUNT} (0 means {DEFAULT_COUNT})")
         start = convert.from_ts(request, "start", "start") or utcnow()
 
         def work():

@@ -4,7 +4,7 @@ from google.protobuf import empty_pb2
 from flowdeck.server import storage_blocks
 from flowdeck.server.api import convert
 from flowdeck.server.api.base import Servicer
-from flowdeck.server.errors import PermissionDenied
+from flowdeck.core.errors import PermissionDeniedError
 from flowdeck.v1 import common_pb2 as c
 from flowdeck.v1 import storage_service_pb2 as pb
 from flowdeck.v1 import storage_service_pb2_grpc as rpc
@@ -41,7 +41,7 @@ class StorageServicer(Servicer, rpc.StorageServiceServicer):
     async def GetStorageBlock(self, request, context):
         block_id = convert.uuid_str(request.id, "id")
         if request.reveal_secrets:
-            raise PermissionDenied(
+            raise PermissionDeniedError(
                 "storage block secrets are never returned by GetStorageBlock; an agent receives them "
                 "only in the lease of a run that needs them",
                 reason="SECRETS_NOT_REVEALED",

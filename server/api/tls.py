@@ -5,7 +5,7 @@ from pathlib import Path
 
 import grpc
 
-from flowdeck.exceptions import InvalidArgumentError
+from flowdeck.core.errors import InvalidArgumentError
 
 
 def _read(path: str, setting: str) -> bytes:

@@ -6,7 +6,7 @@ from google.protobuf import empty_pb2
 from flowdeck.server import work_queues
 from flowdeck.server.api import convert
 from flowdeck.server.api.base import Servicer
-from flowdeck.server.errors import InvalidArgument
+from flowdeck.core.errors import InvalidArgumentError, invalid_field
 from flowdeck.v1 import common_pb2 as c
 from flowdeck.v1 import work_queue_service_pb2 as pb
 from flowdeck.v1 import work_queue_service_pb2_grpc as rpc
@@ -22,7 +22,7 @@ def work_queue_in(msg: c.WorkQueue, path: str = "work_queue", *, for_create: boo
     if for_create or "name" in paths:
         inp.name = convert.name(msg.name, f"{path}.name")
     if len(msg.description) > MAX_DESCRIPTION:
-        raise InvalidArgument(f"{path}.description", msg.description,
+        raise invalid_field(f"{path}.description", msg.description,
                               f"must be at most {MAX_DESCRIPTION} characters")
     inp.description = msg.description
     inp.tags = convert.tags(msg.filter.tags, f"{path}.filter.tags")
@@ -86,10 +86,10 @@ class WorkQueueServicer(Servicer, rpc.WorkQueueServiceServicer):
         qid = convert.uuid_str(request.work_queue.id, "work_queue.id")
         paths = list(dict.fromkeys(request.update_mask.paths))
         if not paths:
-            raise InvalidArgument("update_mask", "", "must name at least one field")
+            raise invalid_field("update_mask", "", "must name at least one field")
         for p in paths:
             if p not in work_queues.MUTABLE:
-                raise InvalidArgument("update_mask.paths", p, f"must be among {', '.join(work_queues.MUTABLE)}")
+                raise invalid_field("update_mask.paths", p, f"must be among {', '.join(work_queues.MUTABLE)}")
         inp = work_queue_in(request.work_queue, for_create=False, paths=paths)
         response = await self.mutate(
             "UpdateWorkQueue", request.request_id, c.WorkQueue,
@@ -112,7 +112,7 @@ class WorkQueueServicer(Servicer, rpc.WorkQueueServiceServicer):
         qid = convert.uuid_str(request.id, "id")
         within = request.within_seconds or 3600
         if within < 0 or within > MAX_PREVIEW_SECONDS:
-            raise InvalidArgument("within_seconds", request.within_seconds,
+            raise invalid_field("within_seconds", request.within_seconds,
                                   f"must be between 0 and {MAX_PREVIEW_SECONDS}")
 
         def work(s):

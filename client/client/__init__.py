@@ -10,10 +10,8 @@ are retried the same way; nothing else is.
 """
 from __future__ import annotations
 
-import atexit
 import datetime as dt
 import os
-import threading
 import time
 import uuid
 from typing import Any, Iterator
@@ -82,7 +80,7 @@ def schedule_pb(schedule) -> c.Schedule | None:
         return None
     if isinstance(schedule, c.Schedule):
         return schedule
-    from flowdeck.schedules import schedule_from_dict
+    from flowdeck.core.schedules import schedule_from_dict
 
     if isinstance(schedule, dict):
         schedule = schedule_from_dict(schedule)
@@ -647,36 +645,14 @@ class FlowdeckClient:
 
         return models.api_key_from_pb(self.mutate(self.api_keys.RevokeApiKey, akpb.RevokeApiKeyRequest(name=name)))
 
-# -- the embedded default -------------------------------------------------------
-
-_embedded_lock = threading.Lock()
-_embedded = None
-
-
-def embedded_address() -> str:
-    """Start (once per process) an in-process server on SQLite under $FLOWDECK_HOME,
-    bound to loopback on a free port, and return its address."""
-    global _embedded
-    with _embedded_lock:
-        if _embedded is None:
-            from flowdeck.server.app import ThreadedServer
-            from flowdeck.server.settings import Settings
-
-            settings = Settings.from_env(host="127.0.0.1", port=0, database_url="", db_threads=4,
-                                         tls_cert="", tls_key="", tls_client_ca="")
-            # Scheduling and lease loops belong to a real server; the embedded one
-            # only tracks what this process does.
-            server = ThreadedServer(settings, background=False)
-            address = server.start()
-            atexit.register(server.stop)
-            _embedded = (server, address)
-        return _embedded[1]
-
-
 def api_url() -> str | None:
     return os.environ.get("FLOWDECK_API_URL") or None
 
 
 def get_client(address: str | None = None, **kwargs: Any) -> FlowdeckClient:
     """A client for `address`, FLOWDECK_API_URL, or the embedded default."""
-    return FlowdeckClient(address or api_url() or embedded_address(), **kwargs)
+    if not (address or api_url()):
+        from flowdeck.client._embedded import embedded_address
+
+        address = embedded_address()
+    return FlowdeckClient(address or api_url(), **kwargs)
