@@ -29,7 +29,8 @@ def decode(token: str) -> int:
             raise ValueError
         return offset
     except Exception:
-        raise invalid_field("page_token", token, "is not a token this server issued") from None
+        raise invalid_field("page_token", token, "is not a token this server issued",
+                            reason="INVALID_PAGE_TOKEN") from None
 
 
 def encode(offset: int) -> str:
