@@ -30,7 +30,7 @@ from grpc_reflection.v1alpha import reflection as _reflection
 
 from flowdeck.server import api_keys
 from flowdeck.server.api.interceptors import status_for
-from flowdeck.core.errors import InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError, invalid_field
+from flowdeck.core.errors import DeadlineExceededError, InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError, invalid_field
 
 log = logging.getLogger("flowdeck.server.auth")
 
@@ -379,9 +379,11 @@ def _budget(settings) -> float | None:
     return settings.rpc_deadline_seconds if settings.rpc_deadline_seconds > 0 else None
 
 
-def _deadline_message(settings) -> str:
-    return (f"the server stopped working on this call after {settings.rpc_deadline_seconds:g}s "
-            "(FLOWDECK_RPC_DEADLINE_SECONDS)")
+def _deadline_error(settings) -> DeadlineExceededError:
+    return DeadlineExceededError(
+        f"the server stopped working on this call after {settings.rpc_deadline_seconds:g}s "
+        "(FLOWDECK_RPC_DEADLINE_SECONDS)",
+        reason="SERVER_TIME_LIMIT_REACHED", setting="FLOWDECK_RPC_DEADLINE_SECONDS")
 
 
 def _audit(principal: Principal | None, method: str, need: str | None, outcome: str) -> None:
@@ -422,7 +424,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                     response = await call()
             except TimeoutError:
                 _audit(principal, method, need, "DEADLINE_EXCEEDED")
-                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, _deadline_message(settings))
+                await _abort(context, _deadline_error(settings))
             except BaseException:
                 _audit(principal, method, need, _outcome(context))
                 raise
@@ -469,8 +471,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                         except StopAsyncIteration:
                             return
                         except TimeoutError:
-                            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                                _deadline_message(settings))
+                            await _abort(context, _deadline_error(settings))
                         yield item
                 finally:
                     await agen.aclose()
@@ -520,8 +521,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                         step.cancel()
                         await asyncio.wait((step,))
                         log.info("ending the lease stream of revoked API key %r", principal.name)
-                        await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                            f"the API key {principal.name!r} was revoked")
+                        await _abort(context, UnauthenticatedError(
+                            f"the API key {principal.name!r} was revoked", reason="API_KEY_REVOKED"))
                     waiter.cancel()
                     try:
                         item = step.result()
