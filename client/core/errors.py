@@ -146,11 +146,23 @@ class UnimplementedError(FlowdeckError):
     reason = "UNIMPLEMENTED"
 
 
+class OutOfRangeError(FlowdeckError):
+    code = "OUT_OF_RANGE"
+    reason = "OUT_OF_RANGE"
+
+
 class ServerError(FlowdeckError):
-    """The server failed (INTERNAL, UNKNOWN): a bug; its log has the traceback."""
+    """The server failed (INTERNAL): a bug; its log has the traceback."""
 
     code = "INTERNAL"
     reason = "INTERNAL"
+
+
+class UnknownError(ServerError):
+    """The call failed with UNKNOWN: an error the server did not classify."""
+
+    code = "UNKNOWN"
+    reason = "UNKNOWN"
 
 
 BY_CODE: dict[str, type[FlowdeckError]] = {
@@ -158,6 +170,6 @@ BY_CODE: dict[str, type[FlowdeckError]] = {
     for cls in (
         InvalidArgumentError, NotFoundError, AlreadyExistsError, FailedPreconditionError, ResourceExhaustedError,
         UnauthenticatedError, PermissionDeniedError, AbortedError, UnavailableError, DeadlineExceededError,
-        DataLossError, CancelledError, UnimplementedError, ServerError,
+        DataLossError, CancelledError, UnimplementedError, OutOfRangeError, ServerError, UnknownError,
     )
 }
