@@ -1,7 +1,9 @@
 """`FlowdeckClient`: one method per RPC, pydantic models in and out.
 
-Methods are grouped by resource, in the order of the proto services. The
-shapes are the same everywhere:
+One class with its methods grouped by resource, not a mixin per service: a
+user learns the client by reading one class, and methods use each other (a
+deployment name resolved to its id, a queue's filter read before an update).
+The shapes are the same everywhere:
 
 * `get_*` returns the model or raises NotFoundError;
 * `list_*` takes `limit` (default 50, None: all, paged as needed) and returns a list;
