@@ -9,6 +9,7 @@ import inspect
 import pathlib
 import pkgutil
 import re
+import types
 
 import flowdeck.v1
 from flowdeck.client import FlowdeckClient
@@ -42,10 +43,18 @@ def method_name(rpc: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", rpc).lower()
 
 
+def _names_used(code: types.CodeType):
+    """The attribute and global names a function's code (nested functions included) uses."""
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names_used(const)
+
+
 def wraps(client_cls, rpc) -> bool:
-    """The client has the method named after `rpc`, and it calls `rpc`."""
+    """The client has the method named after `rpc`, and it calls `rpc` (`stub.Rpc`)."""
     method = getattr(client_cls, method_name(rpc.name), None)
-    return callable(method) and f".{rpc.name}" in inspect.getsource(method)
+    return inspect.isfunction(method) and rpc.name in set(_names_used(method.__code__))
 
 
 def unwrapped(services, client_cls, table) -> list[str]:
