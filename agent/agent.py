@@ -28,7 +28,8 @@ import grpc
 from pydantic import BaseModel, Field
 
 from flowdeck.agent import runners
-from flowdeck.client import FlowdeckClient, _address
+from flowdeck.channels import normalize_address
+from flowdeck.client import FlowdeckClient
 from flowdeck.exceptions import FlowdeckError
 from flowdeck.core.settings import env_values
 from flowdeck.v1 import agent_service_pb2 as apb
@@ -86,8 +87,9 @@ class Agent:
         if settings.limit < 1:
             raise ValueError(f"--limit must be at least 1, not {settings.limit}")
         self.settings = settings
-        self.address = _address(settings.api_url)
-        self.client = FlowdeckClient(self.address, retries=7, channel=runners.channel(self.address))
+        self.address = normalize_address(settings.api_url)
+        # Reports ride out a server restart: six retries back off for about 36 s.
+        self.client = FlowdeckClient(self.address, retries=6, channel=runners.channel(self.address))
         # gRPC's own reconnect backoff is capped too, so the agent is back within
         # about backoff_max of the server's return.
         self.channel = runners.channel(self.address, max_backoff=self.settings.backoff_max)

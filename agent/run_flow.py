@@ -16,31 +16,24 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import inspect
 import os
 import sys
 
 # The client in a flow process rides out a short server outage (restart):
-# UNAVAILABLE is retried with backoff for about half a minute, reusing the
+# UNAVAILABLE is retried six times with backoff (about 36 s), reusing the
 # request id so nothing applies twice.
-CLIENT_RETRIES = 7
+CLIENT_RETRIES = 6
 
 
 def _load(flow_data, client, leased):
+    from flowdeck.core.structs import struct_dict
     from flowdeck.flow_data import load_flow
 
-    kwargs = {"client": client}
+    storage_config = None
     if leased is not None and (leased.storage_type or leased.storage_config.fields):
-        try:
-            params = inspect.signature(load_flow).parameters
-        except (TypeError, ValueError):
-            params = {}
-        if "storage_config" in params:
-            from flowdeck.core.structs import struct_dict
-
-            # The storage block's config with its secrets, from the lease.
-            kwargs["storage_config"] = struct_dict(leased.storage_config)
-    return load_flow(flow_data, **kwargs)
+        # The storage block's config with its secrets, from the lease.
+        storage_config = struct_dict(leased.storage_config)
+    return load_flow(flow_data, client, storage_config=storage_config)
 
 
 def _report_failure(client, run_id: str, token: int, message: str) -> None:
@@ -65,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print("flowdeck.agent.run_flow: --flow-run-id and --api-url are required", file=sys.stderr)
         return 2
 
-    from flowdeck import models
     from flowdeck.client import FlowdeckClient
+    from flowdeck.client._convert import flow_data_from_pb, flow_run_from_pb
     from flowdeck.exceptions import FlowdeckError
 
     leased = None
@@ -81,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     token = args.fencing_token
     try:
         if leased is not None and leased.flow_run.id == args.flow_run_id:
-            flow_run = models.flow_run_from_pb(leased.flow_run)
-            flow_data = models.FlowData(encoding=leased.flow_data.encoding, blob=leased.flow_data.blob)
+            flow_run = flow_run_from_pb(leased.flow_run)
+            flow_data = flow_data_from_pb(leased.flow_data)
         else:
             flow_run = client.get_flow_run(args.flow_run_id)
             if not flow_run.deployment_id:

@@ -141,7 +141,7 @@ class InProcessRun:
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        from flowdeck import models
+        from flowdeck.client._convert import flow_data_from_pb, flow_run_from_pb
         from flowdeck.engine import execute_flow_run
         from flowdeck.flow_data import load_flow
 
@@ -150,10 +150,9 @@ class InProcessRun:
         with self._lock:
             flow = self._flows.get(key)
             if flow is None:
-                flow = load_flow(models.FlowData(encoding=leased.flow_data.encoding, blob=leased.flow_data.blob),
-                                 client=self.client)
+                flow = load_flow(flow_data_from_pb(leased.flow_data), client=self.client)
                 self._flows[key] = flow
-        flow_run = models.flow_run_from_pb(leased.flow_run)
+        flow_run = flow_run_from_pb(leased.flow_run)
         self.state = execute_flow_run(self.client, flow_run, flow, fencing_token=self.token)
 
 

@@ -69,6 +69,15 @@ def wants_tls(url: str) -> bool:
     return url.startswith(TLS_PREFIXES)
 
 
+def normalize_address(url: str) -> str:
+    """`host:port` from what a user may write (grpc://, http://, dns:///); a
+    TLS scheme (https://, grpcs://) is kept: it asks `make_channel` for TLS."""
+    for prefix in ("grpc://", "http://", "dns:///"):
+        if url.startswith(prefix):
+            return url[len(prefix):].rstrip("/")
+    return url.rstrip("/")
+
+
 def strip_scheme(url: str) -> str:
     for prefix in TLS_PREFIXES:
         if url.startswith(prefix):

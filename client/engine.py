@@ -158,9 +158,9 @@ _clients_lock = threading.Lock()
 def default_client():
     """The client flow calls use: FLOWDECK_API_URL, else the embedded default
     (one per process and address)."""
-    from flowdeck.client import api_url, get_client
+    from flowdeck.client import get_client
 
-    key = api_url() or "<embedded>"
+    key = os.environ.get("FLOWDECK_API_URL") or "<embedded>"
     with _clients_lock:
         if key not in _clients:
             _clients[key] = get_client()

@@ -6,7 +6,6 @@ the client's own connection failures.
 from __future__ import annotations
 
 from flowdeck.core.errors import (
-    BY_CODE,
     AbortedError,
     AlreadyExistsError,
     CancelledError,
@@ -17,19 +16,21 @@ from flowdeck.core.errors import (
     FlowdeckError,
     InvalidArgumentError,
     NotFoundError,
+    OutOfRangeError,
     PermissionDeniedError,
     ResourceExhaustedError,
     ServerError,
     UnauthenticatedError,
     UnavailableError,
     UnimplementedError,
+    UnknownError,
 )
 
 __all__ = [
     "AbortedError", "AlreadyExistsError", "CancelledError", "ConnectionFailedError", "DataLossError",
     "DeadlineExceededError", "FailedPreconditionError", "FieldViolation", "FlowdeckError", "InvalidArgumentError",
-    "NotFoundError", "PermissionDeniedError", "ResourceExhaustedError", "ServerError", "UnauthenticatedError",
-    "UnavailableError", "UnimplementedError", "BY_CODE",
+    "NotFoundError", "OutOfRangeError", "PermissionDeniedError", "ResourceExhaustedError", "ServerError",
+    "UnauthenticatedError", "UnavailableError", "UnimplementedError", "UnknownError",
 ]
 
 

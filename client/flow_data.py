@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import json
 import os
 import sys
@@ -68,6 +69,29 @@ def blockstorage_flow_data(*, key: str, flow_name: str, filename: str, block_id:
 
 # -- running scripts -------------------------------------------------------------------
 
+# Where deployment specs made now go (None: nowhere). A spec script runs with
+# a list here (the loader's); a flow script with None, so the specs next to
+# its flow are not collected by whoever loads it.
+_collector: contextvars.ContextVar[list | None] = contextvars.ContextVar("flowdeck_spec_collector", default=None)
+
+
+@contextlib.contextmanager
+def collecting(into: list | None) -> Iterator[list | None]:
+    """Deployment specs made inside go to `into` (None: they are dropped)."""
+    token = _collector.set(into)
+    try:
+        yield into
+    finally:
+        _collector.reset(token)
+
+
+def collect(spec) -> None:
+    """Called by every new DeploymentSpec."""
+    target = _collector.get()
+    if target is not None:
+        target.append(spec)
+
+
 @contextlib.contextmanager
 def script_path_on_sys_path(filename: str | None) -> Iterator[None]:
     """The script's folder first on sys.path while it runs (for sibling imports)."""
@@ -98,8 +122,6 @@ def exec_script(source: str | bytes, filename: str, *, module_name: str = FLOW_M
     """Run a script as a module named `module_name` with `__file__` set and
     return its namespace. Deployment specs the script makes go to `specs`
     (None: they are dropped). Errors are FlowLoadError with the file and line."""
-    from flowdeck import deployments
-
     if namespace is None:
         module = types.ModuleType(module_name)
         namespace = module.__dict__
@@ -114,7 +136,7 @@ def exec_script(source: str | bytes, filename: str, *, module_name: str = FLOW_M
     if module is not None:
         sys.modules[module_name] = module
     try:
-        with script_path_on_sys_path(filename), deployments.collecting(specs):
+        with script_path_on_sys_path(filename), collecting(specs):
             exec(code, namespace)
     except FlowdeckError:
         raise
@@ -254,6 +276,8 @@ def load_flow(flow_data, client=None, *, storage_config: dict | None = None) -> 
 
 
 def read_from_block(data: dict, client=None, storage_config: dict | None = None) -> bytes:
+    from flowdeck.blocks.storage import block_from_document
+
     block_type = data.get("block_type") or "local"
     config = data.get("block_config")
     block_id = data.get("block_id")
@@ -261,14 +285,14 @@ def read_from_block(data: dict, client=None, storage_config: dict | None = None)
         # The lease's config (secrets in clear) completes the public one in the blob.
         config = {**(config or {}), **storage_config}
     if config is None and block_id:
-        config, block_type = _fetch_block_config(client, block_id, block_type)
+        config, block_type = _registered_config(client, block_id, block_type)
     if config is None and block_type == "local" and not block_id:
         config = {}  # the default local block, $FLOWDECK_HOME/storage
     if config is None:
         raise FlowLoadError(f"flow_data names storage block {block_id!r} but no block config is at hand "
                             "(pass storage_config, or a client that can read the block)")
-    block = block_from_document(block_type, config, client)
     try:
+        block = block_from_document(block_type, config, client)
         return block.read(data["key"])
     except FileNotFoundError as e:
         raise FlowLoadError(str(e)) from None
@@ -276,44 +300,15 @@ def read_from_block(data: dict, client=None, storage_config: dict | None = None)
         raise FlowLoadError(f"cannot read the flow from {block_type} storage: {e}") from None
 
 
-def block_from_document(block_type: str, config: dict, client=None):
-    """A storage block object from its type and config."""
-    from flowdeck.blocks import storage
-
-    if block_type == "local":
-        return storage.LocalStorageBlock(**{k: v for k, v in (config or {}).items() if k == "path"})
-    factory = getattr(storage, "block_from_document", None)
-    if factory is None:
-        raise FlowLoadError(f"storage blocks of type {block_type!r} are not supported by this flowdeck")
-    return _call_maybe_with_client(factory, client, block_type, config)
-
-
-def _call_maybe_with_client(fn, client, *args):
-    import inspect
-
-    try:
-        accepts = "client" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        accepts = False
-    return fn(*args, client=client) if accepts and client is not None else fn(*args)
-
-
-def _fetch_block_config(client, block_id: str, block_type: str) -> tuple[dict | None, str]:
+def _registered_config(client, block_id: str, block_type: str) -> tuple[dict | None, str]:
+    """A registered block's config, masked: the server hands secrets out only
+    in a run's lease; credentials come from storage_config or this environment."""
     if client is None:
         return None, block_type
-    from flowdeck.v1 import storage_service_pb2, storage_service_pb2_grpc
-
-    from flowdeck import models
-
-    stub = client.stub(storage_service_pb2_grpc, "StorageService")
     try:
-        msg = client.call(stub.GetStorageBlock,
-                          # Masked: the server never hands secrets out here (only in a run's lease);
-                          # credentials come from storage_config or this environment.
-                          storage_service_pb2.GetStorageBlockRequest(id=block_id))
+        block = client.get_storage_block(block_id)
     except FlowdeckError as e:
         raise FlowLoadError(f"cannot get storage block {block_id!r} from the server: {e.message}") from None
-    block = models.storage_block_from_pb(msg)
     return block.config, block.type or block_type
 
 

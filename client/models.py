@@ -1,145 +1,25 @@
-"""Generated messages -> the typed models of flowdeck.core.models."""
+"""The typed models the client returns (users never see generated `_pb2`
+classes); they are the core's models (`flowdeck.core.models`)."""
 from __future__ import annotations
 
-import datetime as dt
+from flowdeck.core.models import (
+    TERMINAL_STATES,
+    ApiKey,
+    Deployment,
+    Flow,
+    FlowData,
+    FlowRun,
+    FlowRunnerSettings,
+    Lease,
+    LogRecord,
+    State,
+    StateType,
+    StorageBlock,
+    WorkQueue,
+    WorkQueueFilter,
+)
 
-from flowdeck.core.models import *  # noqa: F401,F403  (the models are this module's public names too)
-from flowdeck.core.models import (ApiKey, Deployment, Flow, FlowData, FlowRun, FlowRunnerSettings, Lease, LogRecord,
-                                  State, StorageBlock, WorkQueue, WorkQueueFilter)
-from flowdeck.core.structs import plain_numbers, struct_dict  # noqa: F401
-
-
-def _ts(msg, field: str) -> dt.datetime | None:
-    if not msg.HasField(field):
-        return None
-    return getattr(msg, field).ToDatetime(tzinfo=dt.timezone.utc)
-
-
-def _state_name(value: int) -> str:
-    from flowdeck.v1 import common_pb2
-
-    return common_pb2.StateType.Name(value).removeprefix("STATE_TYPE_")
-
-
-def state_from_pb(msg) -> State:
-    return State(type=_state_name(msg.type), name=msg.name, message=msg.message,
-                 timestamp=_ts(msg, "timestamp"))
-
-
-def flow_from_pb(msg) -> Flow:
-    return Flow(id=msg.id, name=msg.name, created=_ts(msg, "created"), updated=_ts(msg, "updated"))
-
-
-def runner_from_pb(msg) -> FlowRunnerSettings:
-    return FlowRunnerSettings(type=msg.type, config=struct_dict(msg.config))
-
-
-def deployment_from_pb(msg) -> Deployment:
-    schedule = None
-    if msg.HasField("schedule") and msg.schedule.WhichOneof("kind"):
-        from flowdeck.core.schedules import schedule_from_proto
-
-        schedule = schedule_from_proto(msg.schedule).to_dict()
-    return Deployment(
-        id=msg.id,
-        created=_ts(msg, "created"),
-        updated=_ts(msg, "updated"),
-        name=msg.name,
-        flow_id=msg.flow_id,
-        flow_name=msg.flow_name,
-        flow_data=FlowData(encoding=msg.flow_data.encoding, blob=msg.flow_data.blob),
-        schedule=schedule,
-        is_schedule_active=msg.is_schedule_active if msg.HasField("is_schedule_active") else True,
-        parameters=struct_dict(msg.parameters),
-        tags=list(msg.tags),
-        flow_runner=runner_from_pb(msg.flow_runner),
-        description=msg.description,
-        catchup=msg.catchup,
-        max_lateness=msg.max_lateness.ToTimedelta().total_seconds() if msg.HasField("max_lateness") else None,
-        storage_block_id=msg.storage_block_id or None,
-        next_run_time=_ts(msg, "next_run_time"),
-    )
-
-
-def flow_run_from_pb(msg) -> FlowRun:
-    lease = None
-    if msg.HasField("lease") and msg.lease.lease_id:
-        lease = Lease(
-            lease_id=msg.lease.lease_id,
-            agent_id=msg.lease.agent_id,
-            agent_name=msg.lease.agent_name,
-            fencing_token=msg.lease.fencing_token,
-            expire_time=_ts(msg.lease, "expire_time"),
-        )
-    return FlowRun(
-        id=msg.id,
-        name=msg.name,
-        flow_id=msg.flow_id,
-        flow_name=msg.flow_name,
-        deployment_id=msg.deployment_id or None,
-        parameters=struct_dict(msg.parameters),
-        tags=list(msg.tags),
-        state=state_from_pb(msg.state),
-        expected_start_time=_ts(msg, "expected_start_time"),
-        start_time=_ts(msg, "start_time"),
-        end_time=_ts(msg, "end_time"),
-        total_run_time=msg.total_run_time.ToTimedelta().total_seconds(),
-        idempotency_key=msg.idempotency_key or None,
-        flow_runner=runner_from_pb(msg.flow_runner),
-        created=_ts(msg, "created"),
-        updated=_ts(msg, "updated"),
-        state_history=[state_from_pb(s) for s in msg.state_history],
-        lease=lease,
-        auto_scheduled=msg.auto_scheduled,
-    )
-
-
-def log_from_pb(msg) -> LogRecord:
-    return LogRecord(
-        flow_run_id=msg.flow_run_id,
-        timestamp=_ts(msg, "timestamp"),
-        level=msg.level,
-        logger_name=msg.logger_name,
-        message=msg.message,
-    )
-
-
-def work_queue_from_pb(msg) -> WorkQueue:
-    return WorkQueue(
-        id=msg.id,
-        name=msg.name,
-        description=msg.description,
-        filter=WorkQueueFilter(
-            tags=list(msg.filter.tags),
-            deployment_ids=list(msg.filter.deployment_ids),
-            flow_runner_types=list(msg.filter.flow_runner_types),
-        ),
-        is_paused=msg.is_paused,
-        concurrency_limit=msg.concurrency_limit if msg.HasField("concurrency_limit") else None,
-        created=_ts(msg, "created"),
-        updated=_ts(msg, "updated"),
-    )
-
-
-def storage_block_from_pb(msg) -> StorageBlock:
-    return StorageBlock(
-        id=msg.id,
-        type=msg.type,
-        config=struct_dict(msg.config),
-        is_default=msg.is_default,
-        created=_ts(msg, "created"),
-        updated=_ts(msg, "updated"),
-    )
-
-
-def api_key_from_pb(msg) -> ApiKey:
-    from flowdeck.v1 import api_key_service_pb2 as akpb
-
-    return ApiKey(
-        id=msg.id,
-        name=msg.name,
-        scope=akpb.ApiKeyScope.Name(msg.scope).removeprefix("API_KEY_SCOPE_").lower(),
-        created=_ts(msg, "created"),
-        revoked=_ts(msg, "revoked"),
-        created_by=msg.created_by,
-    )
+__all__ = [
+    "ApiKey", "Deployment", "Flow", "FlowData", "FlowRun", "FlowRunnerSettings", "Lease", "LogRecord", "State",
+    "StateType", "StorageBlock", "TERMINAL_STATES", "WorkQueue", "WorkQueueFilter",
+]

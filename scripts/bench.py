@@ -195,10 +195,12 @@ def configure_api(p: argparse.ArgumentParser) -> None:
             configure_api)
 def bench_api(args) -> int:
     sys.path.insert(0, str(ROOT))
-    from flowdeck.client import FlowdeckClient
+    from flowdeck.channels import make_channel
     from flowdeck.v1 import common_pb2 as c
     from flowdeck.v1 import deployment_service_pb2 as dpb
+    from flowdeck.v1 import deployment_service_pb2_grpc as dgrpc
     from flowdeck.v1 import flow_run_service_pb2 as rpb
+    from flowdeck.v1 import flow_run_service_pb2_grpc as rgrpc
 
     results: dict = {"database": args.database, "threads": args.threads, "calls_per_phase": args.calls}
     with bench_database(args.database, args.pg_admin_url) as url:
@@ -207,33 +209,33 @@ def bench_api(args) -> int:
             results["seconds_to_serving"] = round(server.seconds_to_serving, 3)
             time.sleep(1.0)
             results["idle_rss_mb"] = round(server.rss_mb, 1)
-            # One client (channel) per thread, like separate processes would have.
-            clients = [FlowdeckClient(server.address, timeout=60, retries=1) for _ in range(args.threads)]
+            # One channel per thread, like separate processes would have; the
+            # generated stubs measure the server, not the client's conversions.
+            channels = [make_channel(server.address, options=[("grpc.enable_retries", 0)]) for _ in range(args.threads)]
+            deployments = [dgrpc.DeploymentServiceStub(ch) for ch in channels]
+            flow_runs = [rgrpc.FlowRunServiceStub(ch) for ch in channels]
             tag = uuid.uuid4().hex[:6]
             names = [f"dep-{tag}-{i}" for i in range(args.calls)]
-
-            def on(i):
-                return clients[i % args.threads]
 
             def create(i):
                 msg = c.Deployment(name=names[i], flow_name=f"bench-flow-{i % 10}", tags=["bench"])
                 msg.parameters.update({"i": i, "x": "y"})
                 req = dpb.CreateDeploymentRequest(deployment=msg, request_id=str(uuid.uuid4()))
-                return lambda: on(i).deployments.CreateDeployment(req, timeout=60)
+                return lambda: deployments[i % args.threads].CreateDeployment(req, timeout=60)
 
             def get(i):
                 req = dpb.GetDeploymentByNameRequest(name=f"bench-flow-{i % 10}/{names[i]}")
-                return lambda: on(i).deployments.GetDeploymentByName(req, timeout=60)
+                return lambda: deployments[i % args.threads].GetDeploymentByName(req, timeout=60)
 
             def run(i):
                 req = rpb.CreateFlowRunFromDeploymentRequest(
                     deployment_name=f"bench-flow-{i % 10}/{names[i]}", request_id=str(uuid.uuid4()))
                 req.parameters.update({"extra": i})
-                return lambda: on(i).flow_runs.CreateFlowRunFromDeployment(req, timeout=60)
+                return lambda: flow_runs[i % args.threads].CreateFlowRunFromDeployment(req, timeout=60)
 
             # Warm up channels and code paths (not measured).
-            for cl in clients:
-                cl.list_deployments(limit=1)
+            for stub in deployments:
+                stub.ListDeployments(dpb.ListDeploymentsRequest(page_size=1), timeout=60)
             for label, make in (("CreateDeployment", create), ("GetDeploymentByName", get),
                                 ("CreateFlowRunFromDeployment", run)):
                 calls = [make(i) for i in range(args.calls)]
@@ -243,8 +245,8 @@ def bench_api(args) -> int:
                 r["server_cpu_ms_per_call"] = round((server.cpu_seconds - server_cpu) * 1000 / args.calls, 3)
                 r["client_cpu_ms_per_call"] = round((time.process_time() - client_cpu) * 1000 / args.calls, 3)
             results["rss_after_load_mb"] = round(server.rss_mb, 1)
-            for cl in clients:
-                cl.close()
+            for ch in channels:
+                ch.close()
         finally:
             results["exit_code"] = server.stop()
 

@@ -73,7 +73,7 @@ def _setup(client, tmp: pathlib.Path, queue: str, runner: str, paused: bool = Fa
 def _create_runs(client, dep_id: str, times: list[dt.datetime]) -> list:
     with ThreadPoolExecutor(8) as pool:
         return list(pool.map(lambda a: client.create_flow_run_from_deployment(
-            dep_id, parameters={"i": a[0]}, expected_start_time=a[1]), enumerate(times)))
+            deployment_id=dep_id, parameters={"i": a[0]}, expected_start_time=a[1]), enumerate(times)))
 
 
 class StreamAgents:

@@ -142,6 +142,33 @@ def client(server):
     c.close()
 
 
+class Wire:
+    """Plain channels and generated stubs, for tests of the wire contract (raw
+    messages, request ids, streams) as any gRPC client sees it."""
+
+    def __init__(self):
+        self.channels = []
+
+    def channel(self, address: str, api_key: str | None = None):
+        from flowdeck.channels import make_channel
+
+        channel = make_channel(address, api_key=api_key or "")
+        self.channels.append(channel)
+        return channel
+
+    def stub(self, address: str, stub_class, api_key: str | None = None):
+        return stub_class(self.channel(address, api_key))
+
+
+@pytest.fixture
+def wire():
+    """A `Wire`; its channels close after the test."""
+    w = Wire()
+    yield w
+    for channel in w.channels:
+        channel.close()
+
+
 @pytest.fixture
 def flowdeck_home(tmp_path, monkeypatch):
     home = tmp_path / "flowdeck-home"

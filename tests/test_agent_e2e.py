@@ -253,7 +253,7 @@ def test_scheduled_flow_runs_end_to_end_with_logs_lease_info_and_cancel(world):
     assert "working on scheduled" in logs and "logger line for scheduled" in logs
 
     # While a run is held, inspect shows the agent and the lease expiry.
-    long = w.client.create_flow_run_from_deployment(dep.id, parameters={"tag": "long", "sleep": 60})
+    long = w.client.create_flow_run_from_deployment(deployment_id=dep.id, parameters={"tag": "long", "sleep": 60})
     running = wait_state(w.client, long.id, "RUNNING")
     assert running.lease.agent_name == "alpha" and running.lease.expire_time > NOW()
     env = {"FLOWDECK_API_URL": w.server.address}
@@ -287,9 +287,9 @@ def test_kill_9_agent_crashes_its_running_run_and_frees_its_unstarted_one(world)
     dep_slow = deployment(w, "slow", parameters={"tag": "slow"},
                           flow_runner={"type": "subprocess", "config": {"python": str(slow)}})
     a = w.agent("crashy", "doomed", limit=2, FLOWDECK_TEST_SLOW_START="1")
-    running = w.client.create_flow_run_from_deployment(dep_long.id)
+    running = w.client.create_flow_run_from_deployment(deployment_id=dep_long.id)
     wait_state(w.client, running.id, "RUNNING")
-    pending = w.client.create_flow_run_from_deployment(dep_slow.id)
+    pending = w.client.create_flow_run_from_deployment(deployment_id=dep_slow.id)
     a.wait_for(f"in process", count=2)
     assert w.client.get_flow_run(pending.id).state.type == "PENDING"  # leased, not started
     b = w.agent("crashy", "survivor", limit=2)
@@ -318,7 +318,8 @@ def test_server_outage_under_a_connected_agent(world):
     w.client.create_work_queue("main")
     dep = deployment(w, "d")
     a = w.agent("main", "steady")
-    inflight = w.client.create_flow_run_from_deployment(dep.id, parameters={"tag": "inflight", "sleep": 22})
+    inflight = w.client.create_flow_run_from_deployment(deployment_id=dep.id,
+                                                        parameters={"tag": "inflight", "sleep": 22})
     wait_state(w.client, inflight.id, "RUNNING")
     w.server.stop()
     time.sleep(20)
@@ -326,7 +327,7 @@ def test_server_outage_under_a_connected_agent(world):
     a.wait_for("connected to", count=2, timeout=15)
     done = wait_state(w.client, inflight.id, "COMPLETED", timeout=20)
     assert [h.type for h in done.state_history][-2:] == ["RUNNING", "COMPLETED"]
-    after = w.client.create_flow_run_from_deployment(dep.id, parameters={"tag": "after"})
+    after = w.client.create_flow_run_from_deployment(deployment_id=dep.id, parameters={"tag": "after"})
     wait_state(w.client, after.id, "COMPLETED", timeout=15)
     tags = [m[1] for m in marks(w.tmp) if m[0] == "start"]
     assert sorted(tags) == ["after", "inflight"]
@@ -341,7 +342,7 @@ def test_paused_queue_then_resume_and_graceful_sigterm(world):
     w.client.create_work_queue("held", is_paused=True)
     dep = deployment(w, "d")
     a = w.agent("held", "patient")
-    run = w.client.create_flow_run_from_deployment(dep.id, parameters={"tag": "paused", "sleep": 2})
+    run = w.client.create_flow_run_from_deployment(deployment_id=dep.id, parameters={"tag": "paused", "sleep": 2})
     time.sleep(1.0)
     assert w.client.get_flow_run(run.id).state.type == "SCHEDULED"
     t0 = NOW()
@@ -382,7 +383,7 @@ def test_agents_compete_for_many_due_runs(tmp_path, backend, pg_database_factory
         due = NOW() + dt.timedelta(seconds=2)
         with ThreadPoolExecutor(8) as pool:
             runs = list(pool.map(lambda i: client.create_flow_run_from_deployment(
-                dep.id, parameters={"tag": f"r{i}"}, expected_start_time=due), range(n)))
+                deployment_id=dep.id, parameters={"tag": f"r{i}"}, expected_start_time=due), range(n)))
         deadline = time.monotonic() + 400
         while True:
             done = client.list_flow_runs(deployment_id=dep.id, state_types=["COMPLETED"], limit=None)

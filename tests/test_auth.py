@@ -203,7 +203,7 @@ def test_permission_denied_names_the_scope(auth_server, api_keys):
     with FlowdeckClient(auth_server.address, api_key=api_keys["write"]) as writer:
         writer.create_deployment("d", flow_name="f")
         with pytest.raises(PermissionDeniedError, match="scope admin"):
-            writer.create_api_key("x", "read")
+            writer.create_api_key("x", scope="read")
     with FlowdeckClient(auth_server.address, api_key=api_keys["agent"]) as agent:
         with pytest.raises(PermissionDeniedError, match="scope write"):
             agent.create_deployment("d2", flow_name="f")
@@ -232,8 +232,8 @@ def test_keys_are_stored_as_salted_hashes_and_shown_once(auth_client, auth_serve
 
     from flowdeck.server.models import ApiKeyRow
 
-    a, key_a = auth_client.create_api_key("one", "read")
-    b, key_b = auth_client.create_api_key("two", "read")
+    a, key_a = auth_client.create_api_key("one", scope="read")
+    b, key_b = auth_client.create_api_key("two", scope="read")
     assert key_a.startswith(f"fdk_{a.id}_") and key_b.startswith(f"fdk_{b.id}_")
     db = auth_server.server.db
     with db.read() as s:
@@ -250,17 +250,19 @@ def test_keys_are_stored_as_salted_hashes_and_shown_once(auth_client, auth_serve
     assert key_a not in repr(listed) and "fdk_" not in repr([k.model_dump() for k in listed])
 
 
-def test_create_with_a_repeated_request_id_never_replays_the_secret(auth_client):
+def test_create_with_a_repeated_request_id_never_replays_the_secret(auth_client, auth_server, api_keys, wire):
     import uuid
 
     from flowdeck.v1 import api_key_service_pb2 as akpb
+    from flowdeck.v1 import api_key_service_pb2_grpc as akgrpc
 
+    stub = wire.stub(auth_server.address, akgrpc.ApiKeyServiceStub, api_key=api_keys["admin"])
     rid = str(uuid.uuid4())
     req = akpb.CreateApiKeyRequest(api_key=akpb.ApiKey(name="once", scope=akpb.API_KEY_SCOPE_READ), request_id=rid)
-    first = auth_client.api_keys.CreateApiKey(req, timeout=10)
+    first = stub.CreateApiKey(req, timeout=10)
     assert first.secret.startswith("fdk_")
     with pytest.raises(grpc.RpcError) as err:
-        auth_client.api_keys.CreateApiKey(req, timeout=10)
+        stub.CreateApiKey(req, timeout=10)
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert "shown only" in err.value.details() and first.secret not in err.value.details()
     assert [k.name for k in auth_client.list_api_keys()].count("once") == 1
@@ -269,28 +271,28 @@ def test_create_with_a_repeated_request_id_never_replays_the_secret(auth_client)
 def test_names_are_unique_among_active_keys(auth_client):
     from flowdeck.exceptions import AlreadyExistsError, InvalidArgumentError, NotFoundError
 
-    auth_client.create_api_key("ci", "write")
+    auth_client.create_api_key("ci", scope="write")
     with pytest.raises(AlreadyExistsError):
-        auth_client.create_api_key("ci", "read")
+        auth_client.create_api_key("ci", scope="read")
     auth_client.revoke_api_key("ci")
     with pytest.raises(NotFoundError):
         auth_client.revoke_api_key("ci")
-    again, _ = auth_client.create_api_key("ci", "read")
+    again, _ = auth_client.create_api_key("ci", scope="read")
     assert again.scope == "read"
     names = [(k.name, k.revoked is None) for k in auth_client.list_api_keys(show_revoked=True)]
     assert ("ci", True) in names and ("ci", False) in names
     with pytest.raises(InvalidArgumentError):
-        auth_client.create_api_key("", "read")
+        auth_client.create_api_key("", scope="read")
     with pytest.raises(InvalidArgumentError):
-        auth_client.create_api_key("x", "root")
+        auth_client.create_api_key("x", scope="root")
 
 
 def test_revocation_takes_effect_on_the_next_call(auth_client, auth_server):
     from flowdeck.client import FlowdeckClient
     from flowdeck.exceptions import UnauthenticatedError
 
-    _, key = auth_client.create_api_key("short-lived", "write")
-    with FlowdeckClient(auth_server.address, api_key=key, retries=1) as c:
+    _, key = auth_client.create_api_key("short-lived", scope="write")
+    with FlowdeckClient(auth_server.address, api_key=key, retries=0) as c:
         c.create_flow("before")
         auth_client.revoke_api_key("short-lived")
         with pytest.raises(UnauthenticatedError, match="revoked"):
@@ -350,7 +352,7 @@ def lease_server(database_url, tmp_path, session_key_material):
 
 def test_revocation_ends_open_lease_streams(lease_server):
     server, admin = lease_server
-    _, key = admin.create_api_key("agent-1", "agent")
+    _, key = admin.create_api_key("agent-1", scope="agent")
     channel, call, stop = _open_lease(server.address, key, "q")
     try:
         first = next(call)
@@ -371,7 +373,7 @@ def test_revocation_elsewhere_ends_lease_streams_on_recheck(lease_server):
     from flowdeck.server import api_keys as ak
 
     server, admin = lease_server
-    _, key = admin.create_api_key("agent-2", "agent")
+    _, key = admin.create_api_key("agent-2", scope="agent")
     channel, call, stop = _open_lease(server.address, key, "q")
     try:
         assert next(call).WhichOneof("kind") == "welcome"
@@ -419,7 +421,7 @@ def test_mutating_calls_are_logged_with_the_key_name(auth_client, api_keys, capl
     caplog.set_level(logging.INFO, logger="flowdeck.server.auth")
     auth_client.create_flow("logged")
     auth_client.list_flows()
-    _, new_key = auth_client.create_api_key("audited", "read")
+    _, new_key = auth_client.create_api_key("audited", scope="read")
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "FlowService/CreateFlow by API key 'test-admin' (scope admin): OK" in text
     assert "ListFlows" not in text

@@ -44,7 +44,7 @@ def only_run(client, flow_name):
 
 
 def messages(client, run_id):
-    return [(r.logger_name, r.message) for r in client.list_logs(run_id)]
+    return [(r.logger_name, r.message) for r in client.list_logs(run_id, limit=None)]
 
 
 @flow

@@ -270,7 +270,7 @@ def seed(client) -> dict[str, list[str]]:
     """Real objects, so random requests also reach code behind the lookups."""
     dep, _ = client.create_deployment("fuzz-dep", flow_name="fuzz-flow", tags=["t1", "t2"],
                                       parameters={"a": 1}, schedule={"interval": 3600})
-    run = client.create_flow_run_from_deployment(dep.id, idempotency_key="fuzz-key")
+    run = client.create_flow_run_from_deployment(deployment_id=dep.id, idempotency_key="fuzz-key")
     running = client.create_flow_run(flow_name="fuzz-flow", state="RUNNING")
     client.create_logs([{"flow_run_id": run.id, "timestamp": "2030-01-01T00:00:00Z", "message": "hi"}])
     from flowdeck.server import deployments
@@ -289,12 +289,13 @@ def seed(client) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("service,method", unary_rpcs(), ids=lambda v: v.rsplit(".", 1)[-1])
-def test_random_requests_never_get_unknown_or_internal(client, service, method):
+def test_random_requests_never_get_unknown_or_internal(client, server, wire, service, method):
     md = method_descriptor(service, method)
     request_cls = message_factory.GetMessageClass(md.input_type)
     response_cls = message_factory.GetMessageClass(md.output_type)
-    call = client.channel.unary_unary(f"/{service}/{method}", request_serializer=lambda m: m.SerializeToString(),
-                                      response_deserializer=response_cls.FromString)
+    call = wire.channel(server.address).unary_unary(f"/{service}/{method}",
+                                                    request_serializer=lambda m: m.SerializeToString(),
+                                                    response_deserializer=response_cls.FromString)
     try:
         call(request_cls(), timeout=30)
     except grpc.RpcError as e:
@@ -377,13 +378,13 @@ def _struct(d):
 
 
 @pytest.mark.parametrize("index", range(len(regression_requests())))
-def test_regressions(client, index):
+def test_regressions(client, server, wire, index):
     service, method, request, expected = regression_requests()[index]
     md = method_descriptor(f"flowdeck.v1.{service}", method)
     response_cls = message_factory.GetMessageClass(md.output_type)
-    call = client.channel.unary_unary(f"/flowdeck.v1.{service}/{method}",
-                                      request_serializer=lambda m: m.SerializeToString(),
-                                      response_deserializer=response_cls.FromString)
+    call = wire.channel(server.address).unary_unary(f"/flowdeck.v1.{service}/{method}",
+                                                    request_serializer=lambda m: m.SerializeToString(),
+                                                    response_deserializer=response_cls.FromString)
     try:
         call(request, timeout=30)
         code = None
@@ -393,11 +394,12 @@ def test_regressions(client, index):
     assert code == expected, f"{method}: {code} {request!r}"
 
 
-def test_unimplemented_rpcs_answer_unimplemented(client):
+def test_unimplemented_rpcs_answer_unimplemented(client, server, wire):
     """A reserved RPC with no implementation says so (it once came back INTERNAL)."""
+    channel = wire.channel(server.address)
     for service, method in unary_rpcs():
         md = method_descriptor(service, method)
-        call = client.channel.unary_unary(
+        call = channel.unary_unary(
             f"/{service}/{method}", request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=message_factory.GetMessageClass(md.output_type).FromString)
         try:

@@ -192,7 +192,7 @@ def test_due_runs_are_pushed_at_once_and_future_runs_when_due(api, streams):
     s, welcome = connect(api, ["q"])
     streams.append(s)
     t0 = time.monotonic()
-    run = api.create_flow_run_from_deployment(dep.id, parameters={"x": 1})
+    run = api.create_flow_run_from_deployment(deployment_id=dep.id, parameters={"x": 1})
     leased = s.next("leased_run", timeout=2).leased_run
     assert time.monotonic() - t0 < 1.0
     assert leased.flow_run.id == run.id and leased.flow_run.parameters["x"] == 1
@@ -208,7 +208,7 @@ def test_due_runs_are_pushed_at_once_and_future_runs_when_due(api, streams):
     assert held.lease.agent_name == "test-agent"
 
     due = NOW() + dt.timedelta(seconds=1.0)
-    later = api.create_flow_run_from_deployment(dep.id, expected_start_time=due)
+    later = api.create_flow_run_from_deployment(deployment_id=dep.id, expected_start_time=due)
     got = s.next("leased_run", timeout=3).leased_run
     lag = (NOW() - due).total_seconds()
     assert got.flow_run.id == later.id
@@ -217,7 +217,7 @@ def test_due_runs_are_pushed_at_once_and_future_runs_when_due(api, streams):
 
 def test_capacity_queue_limit_and_acks(api, streams):
     dep = setup(api, concurrency_limit=3)
-    runs = [api.create_flow_run_from_deployment(dep.id) for _ in range(5)]
+    runs = [api.create_flow_run_from_deployment(deployment_id=dep.id) for _ in range(5)]
     a, _ = connect(api, ["q"], capacity=2, name="a")
     streams.append(a)
     first = [a.next("leased_run").leased_run for _ in range(2)]
@@ -242,7 +242,7 @@ def test_capacity_queue_limit_and_acks(api, streams):
 
 def test_paused_queue_leases_nothing_until_resumed(api, streams):
     dep = setup(api, is_paused=True)
-    run = api.create_flow_run_from_deployment(dep.id)
+    run = api.create_flow_run_from_deployment(deployment_id=dep.id)
     s, _ = connect(api, ["q"])
     streams.append(s)
     s.nothing_for(0.7)
@@ -258,7 +258,7 @@ def test_paused_queue_leases_nothing_until_resumed(api, streams):
 
 def test_fencing_rejects_stale_and_foreign_tokens(api, streams):
     dep = setup(api)
-    run = api.create_flow_run_from_deployment(dep.id)
+    run = api.create_flow_run_from_deployment(deployment_id=dep.id)
     s, _ = connect(api, ["q"], capacity=1)
     streams.append(s)
     leased = s.next("leased_run").leased_run
@@ -287,7 +287,7 @@ def test_fencing_rejects_stale_and_foreign_tokens(api, streams):
 
 def test_lapsed_leases_requeue_pending_and_crash_running(api, streams):
     dep = setup(api)
-    pending = api.create_flow_run_from_deployment(dep.id)
+    pending = api.create_flow_run_from_deployment(deployment_id=dep.id)
     s, _ = connect(api, ["q"], capacity=1, name="silent")
     streams.append(s)
     first = s.next("leased_run").leased_run
@@ -309,7 +309,7 @@ def test_lapsed_leases_requeue_pending_and_crash_running(api, streams):
 
 def test_heartbeats_keep_leases(api, streams):
     dep = setup(api)
-    run = api.create_flow_run_from_deployment(dep.id)
+    run = api.create_flow_run_from_deployment(deployment_id=dep.id)
     s, _ = connect(api, ["q"], capacity=1)
     streams.append(s)
     leased = s.next("leased_run").leased_run
@@ -325,8 +325,9 @@ def test_heartbeats_keep_leases(api, streams):
 
 def test_closing_the_stream_releases_unstarted_runs_at_once(api, streams):
     dep = setup(api)
-    started = api.create_flow_run_from_deployment(dep.id)
-    unstarted = api.create_flow_run_from_deployment(dep.id, expected_start_time=NOW() + dt.timedelta(seconds=0.2))
+    started = api.create_flow_run_from_deployment(deployment_id=dep.id)
+    unstarted = api.create_flow_run_from_deployment(deployment_id=dep.id,
+                                                    expected_start_time=NOW() + dt.timedelta(seconds=0.2))
     a, _ = connect(api, ["q"], capacity=2, name="a")
     leases = {}
     for _ in range(2):
@@ -348,7 +349,7 @@ def test_closing_the_stream_releases_unstarted_runs_at_once(api, streams):
 
 def test_cancel_is_pushed_down_the_holding_stream(api, streams):
     dep = setup(api)
-    run = api.create_flow_run_from_deployment(dep.id)
+    run = api.create_flow_run_from_deployment(deployment_id=dep.id)
     s, _ = connect(api, ["q"], capacity=1)
     streams.append(s)
     leased = s.next("leased_run").leased_run
@@ -362,13 +363,13 @@ def test_cancel_is_pushed_down_the_holding_stream(api, streams):
     done = api.set_flow_run_state(run.id, "CANCELLED", fencing_token=token)
     assert done.state.type == "CANCELLED"
     # A scheduled run is cancelled at once, without any agent.
-    other = api.create_flow_run_from_deployment(dep.id, expected_start_time=NOW() + dt.timedelta(hours=1))
+    other = api.create_flow_run_from_deployment(deployment_id=dep.id, expected_start_time=NOW() + dt.timedelta(hours=1))
     assert api.cancel_flow_run(other.id).state.type == "CANCELLED"
 
 
 def test_cancel_with_the_agent_gone_ends_cancelled_when_the_lease_lapses(api, streams):
     dep = setup(api)
-    run = api.create_flow_run_from_deployment(dep.id)
+    run = api.create_flow_run_from_deployment(deployment_id=dep.id)
     s, _ = connect(api, ["q"], capacity=1)
     leased = s.next("leased_run").leased_run
     api.set_flow_run_state(run.id, "RUNNING", fencing_token=leased.lease.fencing_token)
@@ -405,7 +406,7 @@ def test_replicas_push_through_listen_notify(database_url, tmp_path_factory, db,
         streams.append(s)
         time.sleep(0.5)  # let both listeners settle
         t0 = time.monotonic()
-        run = b.create_flow_run_from_deployment(dep.id)
+        run = b.create_flow_run_from_deployment(deployment_id=dep.id)
         leased = s.next("leased_run", timeout=5).leased_run
         assert leased.flow_run.id == run.id and time.monotonic() - t0 < 1.0
         b.set_flow_run_state(run.id, "RUNNING", fencing_token=leased.lease.fencing_token)

@@ -31,7 +31,7 @@ def lc(limited):
     from flowdeck.client import FlowdeckClient
 
     truncate_all(limited.server.db)
-    c = FlowdeckClient(limited.address, timeout=20, retries=1)
+    c = FlowdeckClient(limited.address, timeout=20, retries=0)
     yield c
     c.close()
 
@@ -57,7 +57,7 @@ def test_too_many_tags_is_invalid_argument_naming_the_limit(lc):
     # At the limit is fine.
     dep, _ = lc.create_deployment("d", flow_name="f", tags=["a", "b", "c"])
     with pytest.raises(InvalidArgumentError, match="FLOWDECK_MAX_TAGS"):
-        lc.create_flow_run_from_deployment(dep.id, tags=["1", "2", "3", "4"])
+        lc.create_flow_run_from_deployment(deployment_id=dep.id, tags=["1", "2", "3", "4"])
     with pytest.raises(InvalidArgumentError, match="FLOWDECK_MAX_TAGS"):
         lc.update_deployment(dep.id, tags=["1", "2", "3", "4"])
     assert lc.get_deployment(dep.id).tags == ["a", "b", "c"]
@@ -76,7 +76,7 @@ def test_parameters_over_the_limit_are_resource_exhausted(lc):
     _nothing_stored(lc)
     dep, _ = lc.create_deployment("d", flow_name="f", parameters={"small": 1})
     with pytest.raises(ResourceExhaustedError, match="FLOWDECK_MAX_PARAMETERS_BYTES"):
-        lc.create_flow_run_from_deployment(dep.id, parameters=big)
+        lc.create_flow_run_from_deployment(deployment_id=dep.id, parameters=big)
     with pytest.raises(ResourceExhaustedError, match="FLOWDECK_MAX_PARAMETERS_BYTES"):
         lc.update_deployment(dep.id, parameters=big)
     assert lc.get_deployment(dep.id).parameters == {"small": 1}
@@ -129,7 +129,7 @@ def test_limits_are_configurable_from_the_environment(monkeypatch):
             s.rpc_deadline_seconds, s.auth) == (7, 99, 12345, 4, 2.5, True)
 
 
-def test_server_side_work_has_a_deadline(tmp_path, monkeypatch):
+def test_server_side_work_has_a_deadline(tmp_path, monkeypatch, wire):
     """A call whose server-side work hangs ends with DEADLINE_EXCEEDED after
     rpc_deadline_seconds, even when the client set no deadline."""
     from flowdeck.client import FlowdeckClient
@@ -137,6 +137,7 @@ def test_server_side_work_has_a_deadline(tmp_path, monkeypatch):
     from flowdeck.server.app import ThreadedServer
     from flowdeck.server.settings import Settings
     from flowdeck.v1 import flow_service_pb2 as fpb
+    from flowdeck.v1 import flow_service_pb2_grpc as fgrpc
 
     async def stuck(self, request, context):
         await asyncio.sleep(30)
@@ -148,7 +149,8 @@ def test_server_side_work_has_a_deadline(tmp_path, monkeypatch):
         with FlowdeckClient(address) as c:
             t0 = time.monotonic()
             with pytest.raises(grpc.RpcError) as err:
-                c.flows.GetFlowByName(fpb.GetFlowByNameRequest(name="x"))  # no client deadline
+                # No client deadline.
+                wire.stub(address, fgrpc.FlowServiceStub).GetFlowByName(fpb.GetFlowByNameRequest(name="x"))
             assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             assert "FLOWDECK_RPC_DEADLINE_SECONDS" in err.value.details()
             assert time.monotonic() - t0 < 10

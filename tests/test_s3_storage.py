@@ -227,7 +227,7 @@ def spec_file(folder: pathlib.Path, storage_line: str, name: str) -> pathlib.Pat
     return spec
 
 
-def test_secrets_never_leak(moto_endpoint, bucket, server_proc, tmp_path):
+def test_secrets_never_leak(moto_endpoint, bucket, server_proc, tmp_path, wire):
     """Grep the server log (DEBUG), the CLI output and every List/Get response."""
     home = tmp_path / "user-home"
     outputs = []
@@ -257,20 +257,22 @@ def test_secrets_never_leak(moto_endpoint, bucket, server_proc, tmp_path):
     run("deployment", "inspect", "greet/leaky")
     run("deployment", "inspect", "greet/leaky", "--json")
     run("deployment", "ls", "--json")
-    from flowdeck.client import FlowdeckClient
     from flowdeck.v1 import deployment_service_pb2 as dpb
+    from flowdeck.v1 import deployment_service_pb2_grpc as dgrpc
     from flowdeck.v1 import storage_service_pb2 as spb
+    from flowdeck.v1 import storage_service_pb2_grpc as sgrpc
 
-    with FlowdeckClient(server_proc.address) as c:
-        raw = [
-            c.call(c.storage.ListStorageBlocks, spb.ListStorageBlocksRequest()),
-            c.call(c.storage.GetStorageBlock, spb.GetStorageBlockRequest(id=made["id"])),
-            c.call(c.storage.GetDefaultStorageBlock, spb.GetDefaultStorageBlockRequest()),
-            c.call(c.deployments.ListDeployments, dpb.ListDeploymentsRequest()),
-        ]
-        for dep in raw[-1].deployments:
-            raw.append(c.call(c.deployments.GetDeployment, dpb.GetDeploymentRequest(id=dep.id)))
-        assert len(raw[0].storage_blocks) == 2
+    storage = wire.stub(server_proc.address, sgrpc.StorageServiceStub)
+    deployments = wire.stub(server_proc.address, dgrpc.DeploymentServiceStub)
+    raw = [
+        storage.ListStorageBlocks(spb.ListStorageBlocksRequest(), timeout=30),
+        storage.GetStorageBlock(spb.GetStorageBlockRequest(id=made["id"]), timeout=30),
+        storage.GetDefaultStorageBlock(spb.GetDefaultStorageBlockRequest(), timeout=30),
+        deployments.ListDeployments(dpb.ListDeploymentsRequest(), timeout=30),
+    ]
+    for dep in raw[-1].deployments:
+        raw.append(deployments.GetDeployment(dpb.GetDeploymentRequest(id=dep.id), timeout=30))
+    assert len(raw[0].storage_blocks) == 2
     log = server_proc.stop()
     assert "SERVING" in log
     for msg in raw:
@@ -337,7 +339,7 @@ def test_flow_stored_elsewhere_runs_where_the_script_does_not_exist(where, moto_
                              stdout=agent_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         with FlowdeckClient(server_proc.address) as c:
-            run = c.create_flow_run_from_deployment(f"greet/far-{where}")
+            run = c.create_flow_run_from_deployment(deployment_name=f"greet/far-{where}")
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
                 run = c.get_flow_run(run.id)

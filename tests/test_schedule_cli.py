@@ -83,7 +83,7 @@ def test_bad_input_is_reported_without_a_traceback(cli):
 def test_deployment_ls_shows_the_next_run(cli, client):
     client.create_deployment("d", flow_name="f", schedule={"interval": 3600})
     listed = json.loads(cli("deployment", "ls", "--json").stdout)
-    upcoming = client.list_upcoming_runs("f/d")
+    upcoming = client.list_upcoming_runs(deployment_name="f/d")
     assert listed[0]["next_run_time"] is not None
     assert listed[0]["next_run_time"].replace("Z", "+00:00") == upcoming[0].expected_start_time.isoformat()
 

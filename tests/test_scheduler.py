@@ -450,14 +450,14 @@ def test_invalid_schedules_are_refused_and_nothing_is_stored(client):
         client.get_flow_by_name("never")
     # updates are validated the same way and leave the deployment as it was
     dep, _ = client.create_deployment("d", flow_name="f", schedule={"interval": 3600})
-    before = len(client.list_upcoming_runs(dep.id))
+    before = len(client.list_upcoming_runs(deployment_id=dep.id))
     with pytest.raises(exc.InvalidArgumentError, match="deployment.schedule.cron.timezone.*Mars/Base"):
         client.update_deployment(dep.id, schedule=_bad_schedules()[0][0])
     assert client.get_deployment(dep.id).schedule["interval"] == 3600
-    assert len(client.list_upcoming_runs(dep.id)) == before
+    assert len(client.list_upcoming_runs(deployment_id=dep.id)) == before
 
 
-def test_preview_schedule_rpc(client):
+def test_preview_schedule_rpc(client, server, wire):
     start = dt.datetime(2024, 3, 29, tzinfo=UTC)
     got = client.preview_schedule({"cron": "0 9 * * *", "timezone": "Europe/Berlin"}, start=start, count=4)
     assert [t.isoformat() for t in got] == [
@@ -467,7 +467,7 @@ def test_preview_schedule_rpc(client):
     from flowdeck.v1 import schedule_service_pb2 as spb
     from flowdeck.v1 import schedule_service_pb2_grpc as sgrpc
 
-    stub = client.stub(sgrpc, "ScheduleService")
+    stub = wire.stub(server.address, sgrpc.ScheduleServiceStub)
     from google.protobuf import duration_pb2
 
     resp = stub.PreviewSchedule(spb.PreviewScheduleRequest(schedule=c.Schedule(interval=c.IntervalSchedule(
@@ -486,16 +486,19 @@ def test_preview_schedule_rpc(client):
         with pytest.raises(exc.InvalidArgumentError) as info:
             client.preview_schedule(**kwargs)
         assert field in str(info.value) and value in str(info.value)
-    with pytest.raises(exc.InvalidArgumentError, match="schedule"):
-        client.call(stub.PreviewSchedule, spb.PreviewScheduleRequest())
+    import grpc
+
+    with pytest.raises(grpc.RpcError) as err:
+        stub.PreviewSchedule(spb.PreviewScheduleRequest())
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "schedule" in err.value.details()
 
 
 def test_upcoming_runs_and_next_run_time_through_the_api(client):
     dep, _ = client.create_deployment("d", flow_name="f", schedule={"interval": 60}, parameters={"x": 1})
     assert dep.next_run_time is not None  # runs exist as soon as the create returns
     manual = client.create_flow_run_from_deployment(
-        "f/d", expected_start_time=dt.datetime.now(UTC) + dt.timedelta(days=365))
-    upcoming = client.list_upcoming_runs("f/d", limit=1000)
+        deployment_name="f/d", expected_start_time=dt.datetime.now(UTC) + dt.timedelta(days=365))
+    upcoming = client.list_upcoming_runs(deployment_name="f/d", limit=1000)
     assert upcoming[-1].id == manual.id
     auto = [r for r in upcoming if r.auto_scheduled]
     assert len(auto) == 100  # the default horizon: 100 runs
@@ -504,11 +507,11 @@ def test_upcoming_runs_and_next_run_time_through_the_api(client):
     assert client.get_deployment(dep.id).next_run_time == starts[0]
     assert client.get_deployment_by_name("f/d").next_run_time == starts[0]
     assert [d.next_run_time for d in client.list_deployments()] == [starts[0]]
-    assert len(client.list_upcoming_runs(dep.id, limit=3)) == 3
+    assert len(client.list_upcoming_runs(deployment_id=dep.id, limit=3)) == 3
     with pytest.raises(exc.NotFoundError):
-        client.list_upcoming_runs("00000000-0000-0000-0000-000000000000")
+        client.list_upcoming_runs(deployment_id="00000000-0000-0000-0000-000000000000")
     client.update_deployment(dep.id, is_schedule_active=False)
-    assert [r.id for r in client.list_upcoming_runs(dep.id)] == [manual.id]
+    assert [r.id for r in client.list_upcoming_runs(deployment_id=dep.id)] == [manual.id]
 
 
 def test_end_to_end_runs_appear_on_time(tmp_path):
@@ -525,7 +528,7 @@ def test_end_to_end_runs_appear_on_time(tmp_path):
         with FlowdeckClient(address, timeout=20) as client:
             dep, _ = client.create_deployment("tick", flow_name="e2e", schedule={"interval": 2})
             created_at = dt.datetime.now(UTC)
-            first = client.list_upcoming_runs(dep.id)
+            first = client.list_upcoming_runs(deployment_id=dep.id)
             assert len(first) == 3  # at once, not at the next tick
             assert first[0].expected_start_time >= created_at - dt.timedelta(seconds=1)
             # watch for ~6 s: at every moment the next slots already have runs
@@ -533,7 +536,7 @@ def test_end_to_end_runs_appear_on_time(tmp_path):
             end = time.monotonic() + 6
             while time.monotonic() < end:
                 now = dt.datetime.now(UTC)
-                future = [r for r in client.list_upcoming_runs(dep.id)
+                future = [r for r in client.list_upcoming_runs(deployment_id=dep.id)
                           if r.expected_start_time > now + dt.timedelta(seconds=0.6)]
                 seen_upcoming.append(len(future))
                 time.sleep(0.25)

@@ -30,7 +30,7 @@ def test_errors_have_fitting_codes(client):
 def test_run_from_deployment_copies_and_overrides(client):
     dep, _ = client.create_deployment("d", flow_name="f", tags=["t"], parameters={"a": 1, "b": "x"},
                                       flow_runner={"type": "subprocess", "config": {"env": {"K": "V"}}})
-    run = client.create_flow_run_from_deployment("f/d", parameters={"b": "y"}, tags=["extra"])
+    run = client.create_flow_run_from_deployment(deployment_name="f/d", parameters={"b": "y"}, tags=["extra"])
     assert run.parameters == {"a": 1, "b": "y"}
     assert run.tags == ["t", "extra"]
     assert run.flow_runner.type == "subprocess" and run.flow_runner.config == {"env": {"K": "V"}}
@@ -61,45 +61,57 @@ def test_state_transitions_are_enforced(client):
     assert history == ["SCHEDULED", "RUNNING", "COMPLETED", "RUNNING"]
 
 
-def test_request_id_replays_first_response(client):
+def test_request_id_replays_first_response(client, server, wire):
+    from flowdeck.v1 import common_pb2 as c
     from flowdeck.v1 import deployment_service_pb2 as dpb
+    from flowdeck.v1 import deployment_service_pb2_grpc as dgrpc
 
-    msg = client.deployment_message("d", flow_name="f", tags=["one"])
+    stub = wire.stub(server.address, dgrpc.DeploymentServiceStub)
+    msg = c.Deployment(name="d", flow_name="f", tags=["one"])
     req = dpb.CreateDeploymentRequest(deployment=msg, request_id="6f1c1d2e-8a53-4b7f-9a51-0f0c2f0d7e11")
-    first = client.deployments.CreateDeployment(req)
+    first = stub.CreateDeployment(req)
     # Same request_id, different body: the first response comes back, nothing changes.
     req.deployment.tags[:] = ["two"]
-    second = client.deployments.CreateDeployment(req)
+    second = stub.CreateDeployment(req)
     assert second == first and second.created
     assert client.get_deployment_by_name("f/d").tags == ["one"]
 
 
-def test_list_filters_and_paginates(client):
+def test_list_filters_and_paginates(client, server, wire):
     for i in range(7):
         client.create_deployment(f"d{i}", flow_name="f" if i % 2 else "g", tags=["even"] if i % 2 == 0 else ["odd"])
     assert len(client.list_deployments(limit=None)) == 7
     assert {d.name for d in client.list_deployments(flow_name="f", limit=None)} == {"d1", "d3", "d5"}
     assert {d.name for d in client.list_deployments(tags=["even"], limit=None)} == {"d0", "d2", "d4", "d6"}
     from flowdeck.v1 import deployment_service_pb2 as dpb
+    from flowdeck.v1 import deployment_service_pb2_grpc as dgrpc
 
-    page = client.deployments.ListDeployments(dpb.ListDeploymentsRequest(page_size=3))
+    stub = wire.stub(server.address, dgrpc.DeploymentServiceStub)
+    page = stub.ListDeployments(dpb.ListDeploymentsRequest(page_size=3))
     assert len(page.deployments) == 3 and page.next_page_token
     seen = [d.name for d in page.deployments]
     while page.next_page_token:
-        page = client.deployments.ListDeployments(dpb.ListDeploymentsRequest(page_size=3, page_token=page.next_page_token))
+        page = stub.ListDeployments(dpb.ListDeploymentsRequest(page_size=3, page_token=page.next_page_token))
         seen += [d.name for d in page.deployments]
     assert sorted(seen) == [f"d{i}" for i in range(7)]
 
 
-def test_update_deployment_with_mask(client):
+def test_update_deployment_with_mask(client, server, wire):
+    import grpc
+    from google.protobuf import field_mask_pb2
+
+    from flowdeck.v1 import common_pb2 as c
+    from flowdeck.v1 import deployment_service_pb2 as dpb
+    from flowdeck.v1 import deployment_service_pb2_grpc as dgrpc
+
     dep, _ = client.create_deployment("d", flow_name="f", tags=["a"], description="keep")
     upd = client.update_deployment(dep.id, tags=["b"])
     assert upd.tags == ["b"] and upd.description == "keep"
-    with pytest.raises(exc.InvalidArgumentError, match="update_mask"):
-        from flowdeck.v1 import deployment_service_pb2 as dpb
-        from google.protobuf import field_mask_pb2
-        client.call(client.deployments.UpdateDeployment, dpb.UpdateDeploymentRequest(
-            deployment=client.deployment_message(id=dep.id), update_mask=field_mask_pb2.FieldMask(paths=["bogus"])))
+    stub = wire.stub(server.address, dgrpc.DeploymentServiceStub)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.UpdateDeployment(dpb.UpdateDeploymentRequest(
+            deployment=c.Deployment(id=dep.id), update_mask=field_mask_pb2.FieldMask(paths=["bogus"])))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "update_mask" in err.value.details()
 
 
 def test_logs_round_trip(client):

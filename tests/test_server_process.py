@@ -233,7 +233,7 @@ def test_deployment_json(proc_server, client):
 def test_flow_run_json(proc_server, client):
     address, home = proc_server
     client.create_deployment("d", flow_name="run-flow", tags=["t"], parameters={"p": [1, 2]})
-    scheduled = client.create_flow_run_from_deployment("run-flow/d", idempotency_key="k")
+    scheduled = client.create_flow_run_from_deployment(deployment_name="run-flow/d", idempotency_key="k")
     done = client.create_flow_run(flow_name="run-flow", expected_start_time=dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc))
     client.set_flow_run_state(done.id, "RUNNING")
     client.set_flow_run_state(done.id, "COMPLETED", message="ok")
@@ -302,7 +302,7 @@ def test_sigterm_exits_promptly_with_an_intact_database(tmp_path):
     written = []
 
     def writer():
-        with FlowdeckClient(address, timeout=10, retries=1) as c:
+        with FlowdeckClient(address, timeout=10, retries=0) as c:
             while not stop_writing.is_set():
                 try:
                     run = c.create_flow_run(flow_name="busy")
@@ -350,7 +350,7 @@ def test_server_on_postgres(tmp_path, pg_database_factory):
     try:
         with FlowdeckClient(address, timeout=30) as c:
             c.create_deployment("d", flow_name="pg")
-            run = c.create_flow_run_from_deployment("pg/d")
+            run = c.create_flow_run_from_deployment(deployment_name="pg/d")
         got = cli_json(address, tmp_path, "flow-run", "inspect", run.id, "--json")
         check_flow_run_json(got)
     finally:

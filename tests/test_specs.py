@@ -12,10 +12,13 @@ from flowdeck import exceptions as exc
 from flowdeck import flow
 from flowdeck.deployments import (
     DeploymentSpec,
+    PlannedChange,
     SpecError,
+    StoringScript,
     collecting,
     create_deployments,
     load_specs,
+    plan_deployments,
 )
 from flowdeck.flow_data import load_flow
 from flowdeck.schedules import CronSchedule, IntervalSchedule
@@ -301,7 +304,7 @@ DeploymentSpec(flow=hello_world, name="storage id test",
     with pytest.raises(SpecError, match="'storage id test'.*8cc24b10-0a4e-4b71-acc6-0ed0b923b5c2"):
         create(client, path)
     store = tmp_path / "registered"
-    block = client.create_storage_block("local", {"path": str(store)})
+    block = client.create_storage_block(block_type="local", config={"path": str(store)})
     path.write_text(path.read_text().replace("8cc24b10-0a4e-4b71-acc6-0ed0b923b5c2", block.id))
     [(dep, _)] = create(client, path)
     assert dep.storage_block_id == block.id
@@ -310,13 +313,13 @@ DeploymentSpec(flow=hello_world, name="storage id test",
     assert load_flow(dep.flow_data, client).name == "hello-world"
     # A default block on the server is used when a spec names no storage.
     default_store = tmp_path / "default"
-    default = client.create_storage_block("local", {"path": str(default_store)})
+    default = client.create_storage_block(block_type="local", config={"path": str(default_store)})
     client.set_default_storage_block(default.id)
     flow_only = write(tmp_path, "d.yaml", "name: plain\nflow_location: hello_flow.py\n")
-    lines = []
-    [(dep, _)] = create(client, flow_only, echo=lines.append)
+    events = []
+    [(dep, _)] = create(client, flow_only, progress=events.append)
     assert json.loads(dep.flow_data.blob)["block_id"] == default.id == dep.storage_block_id
-    assert any(line.startswith("Deploying flow script from") and "File Storage" in line for line in lines)
+    assert StoringScript(str(tmp_path / "hello_flow.py"), "File Storage") in events
 
 
 def test_local_storage_block_instance(client, tmp_path):
@@ -438,16 +441,16 @@ def test_dry_run_reports_and_changes_nothing(client, tmp_path):
         name: b
         flow_location: flow.py
     ''')
-    lines = []
-    assert create(client, path, dry_run=True, echo=lines.append) == [("create", []), ("create", [])]
+    def plan():
+        return plan_deployments(load_specs(path), client)
+
+    assert plan() == [PlannedChange("hello-world/a", "hello-world", "create"),
+                      PlannedChange("hello-world/b", "hello-world", "create")]
     assert client.list_deployments() == []
     create(client, path)
-    assert create(client, path, dry_run=True) == [("unchanged", []), ("unchanged", [])]
+    assert [(p.action, p.changes) for p in plan()] == [("unchanged", ()), ("unchanged", ())]
     path.write_text(path.read_text().replace("schedule: {interval: 3600}", "schedule: {interval: 60}\ntags: [x]"))
-    lines = []
-    report = create(client, path, dry_run=True, echo=lines.append)
-    assert report == [("update", ["schedule", "tags"]), ("unchanged", [])]
-    assert lines[0] == "Would update deployment 'hello-world/a': schedule, tags would change."
+    assert [(p.action, p.changes) for p in plan()] == [("update", ("schedule", "tags")), ("unchanged", ())]
     assert client.get_deployment_by_name("hello-world/a").tags == []
 
 

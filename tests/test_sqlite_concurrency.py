@@ -60,14 +60,14 @@ def test_concurrent_writers_never_see_database_is_locked(tmp_path):
     barrier = threading.Barrier(CLIENTS + OTHER_PROCESS_CLIENTS + 1)
 
     def client_work(i: int, addr: str, prefix: str):
-        # retries=1: a lock error must surface here, not be hidden by a retry.
-        client = FlowdeckClient(addr, timeout=120, retries=1)
+        # retries=0: a lock error must surface here, not be hidden by a retry.
+        client = FlowdeckClient(addr, timeout=120, retries=0)
         try:
             barrier.wait(timeout=60)
             for r in range(ROUNDS):
                 dep, created = client.create_deployment(f"{prefix}{i}-{r}", flow_name=f"flow-{i % 3}", tags=[prefix])
                 assert created
-                run = client.create_flow_run_from_deployment(dep.id)
+                run = client.create_flow_run_from_deployment(deployment_id=dep.id)
                 client.set_flow_run_state(run.id, "RUNNING")
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(f"{prefix}{i}: {type(e).__name__}: {e}")

@@ -16,8 +16,8 @@ from flowdeck.blocks.storage import (
     S3StorageBlock,
     ServerStorageBlock,
     block_from_document,
-    resolve_flow_storage,
 )
+from flowdeck.deployments.storage import resolve_flow_storage
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCY-SECRET-1234"
 KEY_ID = "AKIAFLOWDECKTESTKEY9"
@@ -42,13 +42,13 @@ def s3_block(**kw) -> S3StorageBlock:
 # -- blocks ------------------------------------------------------------------------
 
 def test_equal_blocks_are_one_block(client):
-    a = client.create_storage_block("local", {"path": "/srv/flows"})
+    a = client.create_storage_block(block_type="local", config={"path": "/srv/flows"})
     b = client.create_storage_block(LocalStorageBlock(path="/srv/flows"))
     assert a.id == b.id and a.type == "local" and a.config == {"path": "/srv/flows"}
     # Unset and empty settings are the same block; a trailing "/" on a prefix too.
     s1 = client.create_storage_block(S3StorageBlock(bucket="b"))
-    s2 = client.create_storage_block("s3", {"bucket": "b", "prefix": "", "region_name": None})
-    s3 = client.create_storage_block("s3", {"bucket": "b", "prefix": "/"})
+    s2 = client.create_storage_block(block_type="s3", config={"bucket": "b", "prefix": "", "region_name": None})
+    s3 = client.create_storage_block(block_type="s3", config={"bucket": "b", "prefix": "/"})
     assert s1.id == s2.id == s3.id
     # Different settings (or credentials) are different blocks.
     other = client.create_storage_block(S3StorageBlock(bucket="b", prefix="x"))
@@ -56,7 +56,7 @@ def test_equal_blocks_are_one_block(client):
     keyed2 = client.create_storage_block(s3_block())
     assert len({s1.id, other.id, keyed.id}) == 3 and keyed.id == keyed2.id
     srv1 = client.create_storage_block(ServerStorageBlock())
-    srv2 = client.create_storage_block("server", {})
+    srv2 = client.create_storage_block(block_type="server", config={})
     assert srv1.id == srv2.id
     assert len(client.list_storage_blocks()) == 5
 
@@ -126,7 +126,7 @@ def test_no_flow_storage_uses_the_default_else_local(client):
     assert block.display_name == "Server Storage"
 
 
-def test_secrets_are_masked_in_every_response(client, server):
+def test_secrets_are_masked_in_every_response(client, server, wire):
     created = client.create_storage_block(s3_block(), is_default=True)
     responses = [created, client.get_storage_block(created.id), *client.list_storage_blocks(),
                  client.get_default_storage_block(), client.set_default_storage_block(created.id)]
@@ -137,12 +137,17 @@ def test_secrets_are_masked_in_every_response(client, server):
         assert r.config["aws_access_key_id"] == "********"
         assert r.config["bucket"] == "flows" and r.config["endpoint_url"] == "http://127.0.0.1:1"
     # Nor at the wire level, nor on request-id replay.
-    from flowdeck.v1 import storage_service_pb2 as spb
+    import grpc
 
-    raw = client.call(client.storage.ListStorageBlocks, spb.ListStorageBlocksRequest()).SerializeToString()
+    from flowdeck.v1 import storage_service_pb2 as spb
+    from flowdeck.v1 import storage_service_pb2_grpc as sgrpc
+
+    stub = wire.stub(server.address, sgrpc.StorageServiceStub)
+    raw = stub.ListStorageBlocks(spb.ListStorageBlocksRequest()).SerializeToString()
     assert SECRET.encode() not in raw and KEY_ID.encode() not in raw
-    with pytest.raises(exc.PermissionDeniedError, match="lease"):
-        client.call(client.storage.GetStorageBlock, spb.GetStorageBlockRequest(id=created.id, reveal_secrets=True))
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetStorageBlock(spb.GetStorageBlockRequest(id=created.id, reveal_secrets=True))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "lease" in err.value.details()
     # The block instance hides its keys as well.
     assert SECRET not in repr(s3_block()) and SECRET not in str(s3_block())
     assert "aws_secret_access_key" not in s3_block().config()
@@ -157,16 +162,17 @@ def test_secrets_are_masked_in_every_response(client, server):
 
 def test_invalid_configs_are_refused_without_echoing_secrets(client):
     with pytest.raises(exc.InvalidArgumentError, match="storage_block.type"):
-        client.create_storage_block("ftp", {})
+        client.create_storage_block(block_type="ftp", config={})
     with pytest.raises(exc.InvalidArgumentError, match="bucket.*required"):
-        client.create_storage_block("s3", {"prefix": "x"})
+        client.create_storage_block(block_type="s3", config={"prefix": "x"})
     with pytest.raises(exc.InvalidArgumentError, match="not a setting") as e:
-        client.create_storage_block("server", {"path": "/x"})
+        client.create_storage_block(block_type="server", config={"path": "/x"})
     with pytest.raises(exc.InvalidArgumentError, match="go together") as e:
-        client.create_storage_block("s3", {"bucket": "b", "aws_secret_access_key": SECRET})
+        client.create_storage_block(block_type="s3", config={"bucket": "b", "aws_secret_access_key": SECRET})
     assert SECRET not in str(e.value)
     with pytest.raises(exc.InvalidArgumentError, match="must be a string") as e:
-        client.create_storage_block("s3", {"bucket": "b", "aws_secret_access_key": 12345678, "aws_access_key_id": "k"})
+        client.create_storage_block(block_type="s3", config={"bucket": "b", "aws_secret_access_key": 12345678,
+                                                             "aws_access_key_id": "k"})
     assert "12345678" not in str(e.value)
     assert client.list_storage_blocks() == []
 
@@ -189,7 +195,8 @@ def test_delete_is_refused_while_a_deployment_uses_the_block(client):
 
 
 def test_defaults(client):
-    assert client.get_default_storage_block() is None
+    with pytest.raises(exc.NotFoundError):
+        client.get_default_storage_block()
     a = client.create_storage_block(LocalStorageBlock(path="/a"))
     b = client.create_storage_block(LocalStorageBlock(path="/b"), is_default=True)
     assert b.is_default and client.get_default_storage_block().id == b.id
@@ -200,7 +207,8 @@ def test_defaults(client):
     assert client.get_default_storage_block().id == b.id
     # Deleting the default leaves none.
     client.delete_storage_block(b.id)
-    assert client.get_default_storage_block() is None
+    with pytest.raises(exc.NotFoundError):
+        client.get_default_storage_block()
     with pytest.raises(exc.NotFoundError):
         client.set_default_storage_block(b.id)
 
@@ -230,7 +238,7 @@ def _blob_count(server) -> int:
         return s.scalar(select(func.count()).select_from(FlowDataBlobRow))
 
 
-def test_upload_download_roundtrip_and_dedupe(client, server):
+def test_upload_download_roundtrip_and_dedupe(client, server, wire):
     data = os.urandom(3 * 1024 * 1024 + 17)  # several chunks each way
     fd, sha = client.upload_flow_data(data, flow_name="etl", filename="etl.py")
     assert sha == hashlib.sha256(data).hexdigest()
@@ -241,11 +249,12 @@ def test_upload_download_roundtrip_and_dedupe(client, server):
     assert client.download_flow_data(sha) == data
     # Same content again: nothing new is stored.
     from flowdeck.v1 import flow_data_service_pb2 as fdpb
+    from flowdeck.v1 import flow_data_service_pb2_grpc as fdgrpc
 
     def upload_raw(payload):
         reqs = [fdpb.UploadFlowDataRequest(metadata=fdpb.FlowDataMetadata(flow_name="x", size=len(payload))),
                 fdpb.UploadFlowDataRequest(chunk=payload)]
-        return client.flow_data.UploadFlowData(iter(reqs), timeout=30)
+        return wire.stub(server.address, fdgrpc.FlowDataServiceStub).UploadFlowData(iter(reqs), timeout=30)
 
     assert upload_raw(data).created is False
     assert _blob_count(server) == 1
@@ -285,17 +294,18 @@ def test_download_errors(client, server):
 
     with server.server.db.write() as s:
         s.execute(update(FlowDataBlobRow).where(FlowDataBlobRow.sha256 == sha).values(data=b"tampered"))
-    with pytest.raises(exc.FlowdeckError, match="corrupt"):
+    with pytest.raises(exc.DataLossError, match="corrupt"):
         client.download_flow_data(sha)
 
 
-def test_size_limit_refuses_and_leaves_nothing(client, server, monkeypatch):
+def test_size_limit_refuses_and_leaves_nothing(client, server, monkeypatch, wire):
     monkeypatch.setattr(server.server.settings, "max_flow_data_bytes", 1024 * 1024)
     too_big = os.urandom(1024 * 1024 + 1)
     with pytest.raises(exc.ResourceExhaustedError, match="limit"):
         client.upload_flow_data(too_big)
     # A client that lies about the size is stopped while it streams.
     from flowdeck.v1 import flow_data_service_pb2 as fdpb
+    from flowdeck.v1 import flow_data_service_pb2_grpc as fdgrpc
 
     sent = []
 
@@ -308,7 +318,7 @@ def test_size_limit_refuses_and_leaves_nothing(client, server, monkeypatch):
     import grpc
 
     with pytest.raises(grpc.RpcError) as e:
-        client.flow_data.UploadFlowData(stream(), timeout=30)
+        wire.stub(server.address, fdgrpc.FlowDataServiceStub).UploadFlowData(stream(), timeout=30)
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert len(sent) < 50
     assert _blob_count(server) == 0

@@ -51,7 +51,7 @@ def test_create_get_list_update_delete(client):
         client.delete_work_queue(q.id)
 
 
-def test_validation_and_conflicts(client):
+def test_validation_and_conflicts(client, server, wire):
     client.create_work_queue("q")
     with pytest.raises(exc.AlreadyExistsError, match="'q' already exists"):
         client.create_work_queue("q")
@@ -76,14 +76,19 @@ def test_validation_and_conflicts(client):
     with pytest.raises(exc.InvalidArgumentError, match="id 'zzz'"):
         client.get_work_queue("zzz")
     # An unknown update path is refused and changes nothing.
+    import grpc
     from google.protobuf import field_mask_pb2
 
+    from flowdeck.v1 import common_pb2 as c
     from flowdeck.v1 import work_queue_service_pb2 as pb
+    from flowdeck.v1 import work_queue_service_pb2_grpc as wqgrpc
 
-    req = pb.UpdateWorkQueueRequest(work_queue=client.work_queue_message(id=other.id, name="zz"),
+    req = pb.UpdateWorkQueueRequest(work_queue=c.WorkQueue(id=other.id, name="zz"),
                                     update_mask=field_mask_pb2.FieldMask(paths=["name", "created"]))
-    with pytest.raises(exc.InvalidArgumentError, match="update_mask.paths 'created'"):
-        client.mutate(client.work_queues.UpdateWorkQueue, req)
+    with pytest.raises(grpc.RpcError) as err:
+        wire.stub(server.address, wqgrpc.WorkQueueServiceStub).UpdateWorkQueue(req)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "update_mask.paths 'created'" in err.value.details()
     assert client.get_work_queue(other.id).name == "r"
     assert "x" not in [w.name for w in client.list_work_queues()]
 
@@ -95,11 +100,11 @@ def test_matching_rule_and_preview(client):
     b, _ = client.create_deployment("b", flow_name="f", tags=["prod"], flow_runner={"type": "subprocess"})
     soon = NOW() + dt.timedelta(minutes=10)
     later = NOW() + dt.timedelta(hours=3)
-    ra = client.create_flow_run_from_deployment(a.id, expected_start_time=soon)
-    rb = client.create_flow_run_from_deployment(b.id, expected_start_time=soon)
-    rb_late = client.create_flow_run_from_deployment(b.id, expected_start_time=later)
+    ra = client.create_flow_run_from_deployment(deployment_id=a.id, expected_start_time=soon)
+    rb = client.create_flow_run_from_deployment(deployment_id=b.id, expected_start_time=soon)
+    rb_late = client.create_flow_run_from_deployment(deployment_id=b.id, expected_start_time=later)
     client.create_flow_run(flow_name="f", tags=["prod", "eu"])  # no deployment: agents cannot run it
-    done = client.create_flow_run_from_deployment(a.id)
+    done = client.create_flow_run_from_deployment(deployment_id=a.id)
     client.set_flow_run_state(done.id, "COMPLETED")
 
     def preview(**filters):
@@ -231,7 +236,7 @@ def test_cli_work_queue_commands(server, client, database_url):
         pytest.skip("the CLI is not about the database: one backend is enough")
     env = {"FLOWDECK_API_URL": server.address}
     dep, _ = client.create_deployment("daily", flow_name="etl", tags=["prod"])
-    client.create_flow_run_from_deployment(dep.id, expected_start_time=NOW() + dt.timedelta(minutes=5))
+    client.create_flow_run_from_deployment(deployment_id=dep.id, expected_start_time=NOW() + dt.timedelta(minutes=5))
     r = run_cli("work-queue", "create", "prod", "--tag", "prod", "--deployment", "etl/daily",
                 "--flow-runner-type", "universal", "--limit", "4", env=env)
     assert r.returncode == 0, r.stderr

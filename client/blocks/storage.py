@@ -55,7 +55,9 @@ class StorageBlock(BaseModel):
     def public_config(self) -> dict[str, Any]:
         return self.config(include_secrets=False)
 
-    def write(self, data: bytes) -> str:
+    def write(self, data: bytes, *, flow_name: str = "", filename: str = "") -> str:
+        """Store `data`; returns its key. `flow_name` and `filename` describe it
+        (blocks that keep metadata use them)."""
         raise NotImplementedError
 
     def read(self, key: str) -> bytes:
@@ -75,7 +77,7 @@ class LocalStorageBlock(StorageBlock):
         home = Path(os.environ.get("FLOWDECK_HOME") or Path.home() / ".flowdeck").expanduser()
         return home / "storage"
 
-    def write(self, data: bytes) -> str:
+    def write(self, data: bytes, *, flow_name: str = "", filename: str = "") -> str:
         key = content_key(data)
         folder = self.folder()
         folder.mkdir(parents=True, exist_ok=True)
@@ -158,7 +160,7 @@ class S3StorageBlock(StorageBlock):
     def _where(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.object_key(key)}"
 
-    def write(self, data: bytes) -> str:
+    def write(self, data: bytes, *, flow_name: str = "", filename: str = "") -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
         key = content_key(data)
@@ -299,74 +301,24 @@ def block_from_document(block_type: str, block_config: dict | None = None, clien
         raise ValueError(f"unknown storage block type {block_type!r} (known: {', '.join(BLOCK_TYPES)})")
     config = _norm(block_config or {})
     merged = {**_leased_config(block_type, config), **config}
-    block = block_from_config(block_type, merged)
-    if client is not None and isinstance(block, ServerStorageBlock):
+    return bind_client(block_from_config(block_type, merged), client)
+
+
+def bind_client(block: StorageBlock, client: Any) -> StorageBlock:
+    """A server block that has no client yet reads and writes through `client`."""
+    if client is not None and isinstance(block, ServerStorageBlock) and block._client is None:
         block._client = client
     return block
 
 
-def resolve_flow_storage(value: Any, client: Any = None) -> tuple[StorageBlock, str | None]:
-    """What a DeploymentSpec's `flow_storage` means: (block to write to, its id).
+def default_block(client: Any) -> tuple[StorageBlock, str | None]:
+    """The block new deployments use when their spec names none: the server's
+    default block and its id, else local file storage ($FLOWDECK_HOME/storage)
+    with id None."""
+    from flowdeck.exceptions import NotFoundError
 
-    - a block instance: registered with CreateStorageBlock (an equal type and
-      config is the existing block, so repeated deploys make one block);
-    - a dict {"type": "s3", "bucket": ...} (YAML specs): the same, built first;
-    - a block id: that block (an unknown id raises NotFoundError). The server
-      never returns secrets, so writing uses the block's public config plus
-      credentials from this environment (boto3 chain / FLOWDECK_STORAGE_CONFIG_JSON);
-    - None: the server's default block, else LocalStorageBlock() with id None.
-    """
-    from flowdeck.exceptions import InvalidArgumentError
-
-    if client is None:
-        from flowdeck.client import get_client
-
-        client = get_client()
-    if value is None:
-        default = client.get_default_storage_block()
-        if default is None:
-            return LocalStorageBlock(), None
-        return _block_of(default, client), default.id
-    if isinstance(value, dict):
-        rest = dict(value)
-        block_type = rest.pop("type", None) or rest.pop("block_type", None)
-        try:
-            value = block_from_config(block_type or "", rest)
-        except ValueError as e:
-            raise InvalidArgumentError(f"invalid flow_storage: {e}") from None
-    if isinstance(value, StorageBlock):
-        if isinstance(value, LocalStorageBlock) and value.path:
-            value = LocalStorageBlock(path=str(Path(value.path).expanduser().resolve()))
-        # One CreateStorageBlock per distinct block and client (a spec file often
-        # names one block for many deployments); the server dedupes anyway.
-        import json
-
-        cache = client.__dict__.setdefault("_flowdeck_storage_ids", {})
-        ident = json.dumps([value.block_type, value.config(include_secrets=True)], sort_keys=True, default=str)
-        digest = hashlib.sha256(ident.encode()).hexdigest()
-        if digest not in cache:
-            cache[digest] = client.create_storage_block(value).id
-        if isinstance(value, ServerStorageBlock) and value._client is None:
-            value._client = client
-        return value, cache[digest]
-    if isinstance(value, str):
-        import uuid
-
-        try:
-            block_id = str(uuid.UUID(value.strip()))
-        except ValueError:
-            raise InvalidArgumentError(
-                f"invalid flow_storage {value!r}: must be a storage block or the id of one"
-            ) from None
-        found = client.get_storage_block(block_id)
-        return _block_of(found, client), found.id
-    raise InvalidArgumentError(
-        f"invalid flow_storage of type {type(value).__name__}: must be a storage block or the id of one"
-    )
-
-
-def _block_of(registered: Any, client: Any) -> StorageBlock:
-    block = block_from_document(registered.type, registered.config)
-    if isinstance(block, ServerStorageBlock):
-        block._client = client
-    return block
+    try:
+        registered = client.get_default_storage_block()
+    except NotFoundError:
+        return LocalStorageBlock(), None
+    return block_from_document(registered.type, registered.config, client), registered.id

@@ -33,7 +33,7 @@ def create(args) -> int:
 
     from flowdeck.client import get_client
 
-    info, key = get_client().create_api_key(args.name, args.scope)
+    info, key = get_client().create_api_key(args.name, scope=args.scope)
     print(f"Created API key {info.name!r} (scope {info.scope}, id {info.id}). It is shown only this once; "
           "give it to clients as FLOWDECK_API_KEY:", file=sys.stderr)
     print(key, flush=True)

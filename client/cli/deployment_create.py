@@ -5,19 +5,55 @@ import json
 import sys
 
 
+FILE_KINDS = {"python": "python script", "yaml": "yaml file"}
+
+
 def create(args) -> int:
     from flowdeck.deployments import file_kind
 
-    kind = file_kind(args.path)
+    kind = FILE_KINDS[file_kind(args.path)]
     print(f"Loading deployment specifications from {kind} at {args.path!r}...", flush=True)
     from flowdeck.client import get_client
-    from flowdeck.deployments import create_deployments, load_specs
+    from flowdeck.deployments import create_deployments, load_specs, plan_deployments
 
     specs = load_specs(args.path)
-    create_deployments(specs, get_client(), dry_run=args.dry_run, echo=lambda line: print(line, flush=True))
+    client = get_client()
     if args.dry_run:
+        for change in plan_deployments(specs, client):
+            print(planned_line(change), flush=True)
         print(f"Dry run: {len(specs)} deployment spec{'s' if len(specs) != 1 else ''} valid; nothing was changed.")
+        return 0
+    create_deployments(specs, client, progress=print_progress)
     return 0
+
+
+def planned_line(change) -> str:
+    """One line of `deployment create --dry-run` (a PlannedChange)."""
+    if change.action == "create":
+        return f"Would create deployment {change.full_name!r} for flow {change.flow_name!r}."
+    if change.action == "update":
+        return f"Would update deployment {change.full_name!r}: {', '.join(change.changes)} would change."
+    return f"Deployment {change.full_name!r} is unchanged."
+
+
+def print_progress(event) -> None:
+    """The lines `deployment create` prints as it goes (flowdeck.deployments' progress events)."""
+    from flowdeck.deployments import CreatingDeployment, DeploymentApplied, StoringScript
+    from flowdeck.flow_data import display_path
+
+    if isinstance(event, CreatingDeployment):
+        lines = [f"Creating deployment {event.spec_name!r} for flow {event.flow_name!r}..."]
+    elif isinstance(event, StoringScript):
+        lines = [f"Deploying flow script from {display_path(event.path)!r} using {event.storage_label}..."]
+    elif isinstance(event, DeploymentApplied):
+        name = event.deployment.full_name
+        lines = [f"Created deployment {name!r}." if event.created else f"Updated deployment {name!r}.",
+                 f"View your {'new' if event.created else 'updated'} deployment with:", "",
+                 f"    flowdeck deployment inspect {name!r}"]
+    else:
+        return
+    for line in lines:
+        print(line, flush=True)
 
 
 # -- parameters on the command line ---------------------------------------------------------
@@ -105,7 +141,7 @@ def _deployment_and_flow(name: str, *, required: bool):
 def run(args) -> int:
     client, dep, flow = _deployment_and_flow(args.name, required=False)
     overrides = _checked(dep, flow, parameter_overrides(args, flow))
-    flow_run = client.create_flow_run_from_deployment(dep.id, parameters=overrides)
+    flow_run = client.create_flow_run_from_deployment(deployment_id=dep.id, parameters=overrides)
     print(f"Created flow run {flow_run.name!r} ({flow_run.id}) for deployment {dep.full_name!r}.")
     print(f"It is {flow_run.state.type}; an agent serving a work queue that matches it will run it.")
     print(f"    flowdeck flow-run inspect {flow_run.id}")
@@ -117,7 +153,8 @@ def execute(args) -> int:
     overrides = _checked(dep, flow, parameter_overrides(args, flow))
     from flowdeck.engine import execute_flow_run
 
-    flow_run = client.create_flow_run_from_deployment(dep.id, parameters=overrides, state="RUNNING")
+    flow_run = client.create_flow_run_from_deployment(deployment_id=dep.id, parameters=overrides,
+                                                      state="RUNNING")
     print(f"Executing flow run {flow_run.name!r} ({flow_run.id}) of deployment {dep.full_name!r}...", flush=True)
     state = execute_flow_run(client, flow_run, flow, set_running=False)
     sys.stdout.flush()

@@ -5,6 +5,22 @@ STATE_STYLE = {"COMPLETED": "green", "FAILED": "red", "CRASHED": "red", "CANCELL
                "RUNNING": "blue", "PENDING": "cyan", "SCHEDULED": ""}
 
 
+def _run(client, ref: str):
+    """A run by id, else the newest run with this readable name."""
+    import uuid
+
+    from flowdeck.exceptions import NotFoundError
+
+    try:
+        uuid.UUID(ref)
+    except ValueError:
+        runs = client.list_flow_runs(name=ref, limit=1)
+        if not runs:
+            raise NotFoundError(f"flow run {ref!r} not found") from None
+        return client.get_flow_run(runs[0].id)
+    return client.get_flow_run(ref)
+
+
 def ls(args) -> int:
     from flowdeck.client import get_client
 
@@ -30,7 +46,7 @@ def ls(args) -> int:
 def inspect(args) -> int:
     from flowdeck.client import get_client
 
-    run = get_client().resolve_flow_run(args.run)
+    run = _run(get_client(), args.run)
     if args.json:
         output.print_json(run)
     else:
@@ -47,8 +63,8 @@ def logs(args) -> int:
     from flowdeck.client import get_client
 
     client = get_client()
-    run = client.resolve_flow_run(args.run)
-    records = client.list_logs(run.id)
+    run = _run(client, args.run)
+    records = client.list_logs(run.id, limit=None)
     if args.json:
         output.print_json(records)
         return 0
@@ -62,8 +78,7 @@ def cancel(args) -> int:
     from flowdeck.client import get_client
 
     client = get_client()
-    run = client.resolve_flow_run(args.run)
-    run = client.cancel_flow_run(run.id)
+    run = client.cancel_flow_run(_run(client, args.run).id)
     if run.state.type == "CANCELLED":
         print(f"Cancelled flow run '{run.name}' ({run.id}).")
     else:
@@ -75,7 +90,7 @@ def delete(args) -> int:
     from flowdeck.client import get_client
 
     client = get_client()
-    run = client.resolve_flow_run(args.run)
+    run = _run(client, args.run)
     client.delete_flow_run(run.id)
     print(f"Deleted flow run '{run.name}' ({run.id}).")
     return 0

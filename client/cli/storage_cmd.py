@@ -59,7 +59,12 @@ def register(top) -> None:
     p.set_defaults(func="flowdeck.cli.storage_cmd:delete")
 
 
-DISPLAY = {"local": "File Storage", "s3": "S3 Storage", "server": "Server Storage"}
+def display_name(block_type: str) -> str:
+    """"S3 Storage" for "s3": the block class's display name."""
+    from flowdeck.blocks.storage import BLOCK_TYPES
+
+    cls = BLOCK_TYPES.get(block_type)
+    return cls.display_name if cls is not None else block_type
 
 
 def describe(block) -> str:
@@ -116,7 +121,7 @@ def create(args) -> int:
     if args.json:
         output.print_json(got)
         return 0
-    print(f"Storage block {got.id} ({DISPLAY.get(got.type, got.type)}: {describe(got)})"
+    print(f"Storage block {got.id} ({display_name(got.type)}: {describe(got)})"
           + (" is the default." if got.is_default else "."))
     print("Use it in a DeploymentSpec with flow_storage=" + repr(got.id)
           + (" or make it the default with:\n\n    flowdeck storage set-default " + got.id if not got.is_default else ""))
@@ -134,7 +139,7 @@ def ls(args) -> int:
     output.table(
         "Storage blocks",
         ["id", "type", "where", "default", "created"],
-        [(b.id, DISPLAY.get(b.type, b.type), describe(b), "yes" if b.is_default else "",
+        [(b.id, display_name(b.type), describe(b), "yes" if b.is_default else "",
           output.when(b.created)) for b in blocks],
     )
     return 0
@@ -156,7 +161,7 @@ def set_default(args) -> int:
     from flowdeck.client import get_client
 
     block = get_client().set_default_storage_block(args.id)
-    print(f"Storage block {block.id} ({DISPLAY.get(block.type, block.type)}) is now the default.")
+    print(f"Storage block {block.id} ({display_name(block.type)}) is now the default.")
     return 0
 
 

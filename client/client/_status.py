@@ -17,6 +17,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from flowdeck import exceptions as exc
+from flowdeck.core.errors import BY_CODE
 from flowdeck.v1 import common_pb2
 
 LEGACY_ERROR_INFO_KEY = "flowdeck-error-info-bin"
@@ -40,7 +41,7 @@ def error_from_rpc_error(err: grpc.RpcError, address: str) -> exc.FlowdeckError:
         if failure is not None:
             return failure
         details = Details()
-    cls = exc.BY_CODE.get(code.name, exc.ServerError)
+    cls = BY_CODE.get(code.name, exc.ServerError)
     if issubclass(cls, exc.InvalidArgumentError):
         return cls(message, field=details.metadata.get("field", ""), violations=details.violations,
                    reason=details.reason, metadata=details.metadata)

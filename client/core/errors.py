@@ -149,11 +149,23 @@ class UnimplementedError(FlowdeckError):
     reason = "METHOD_NOT_IMPLEMENTED"
 
 
+class OutOfRangeError(FlowdeckError):
+    code = "OUT_OF_RANGE"
+    reason = "VALUE_OUT_OF_RANGE"
+
+
 class ServerError(FlowdeckError):
-    """The server failed (INTERNAL, UNKNOWN): a bug; its log has the traceback."""
+    """The server failed (INTERNAL): a bug; its log has the traceback."""
 
     code = "INTERNAL"
     reason = "UNEXPECTED_SERVER_ERROR"
+
+
+class UnknownError(ServerError):
+    """The call failed with UNKNOWN: an error the server did not classify."""
+
+    code = "UNKNOWN"
+    reason = "UNCLASSIFIED_ERROR"
 
 
 BY_CODE: dict[str, type[FlowdeckError]] = {
@@ -161,6 +173,6 @@ BY_CODE: dict[str, type[FlowdeckError]] = {
     for cls in (
         InvalidArgumentError, NotFoundError, AlreadyExistsError, FailedPreconditionError, ResourceExhaustedError,
         UnauthenticatedError, PermissionDeniedError, AbortedError, UnavailableError, DeadlineExceededError,
-        DataLossError, CancelledError, UnimplementedError, ServerError,
+        DataLossError, CancelledError, UnimplementedError, OutOfRangeError, ServerError, UnknownError,
     )
 }

@@ -19,3 +19,13 @@ def struct_dict(msg) -> dict[str, Any]:
     from google.protobuf.json_format import MessageToDict
 
     return plain_numbers(MessageToDict(msg))
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON values (what a Struct holds): pydantic turns dates,
+    UUIDs and models into them."""
+    import json
+
+    from pydantic_core import to_jsonable_python
+
+    return json.loads(json.dumps(value, default=to_jsonable_python))
