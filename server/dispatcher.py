@@ -19,7 +19,6 @@ import dataclasses
 import datetime as dt
 import logging
 import random
-import time
 from typing import NamedTuple
 
 from flowdeck.core.errors import AbortedError, UnavailableError
@@ -46,7 +45,6 @@ class Connection:
     agent_id: str
     agent_name: str
     queue_ids: list[str]
-    queue_names: list[str]
     capacity: int
     ttl: float
     # Leases and cancel orders to send; an exception ends the stream with its
@@ -56,10 +54,8 @@ class Connection:
     held: dict[str, str] = dataclasses.field(default_factory=dict)
     # Lease ids issued on this connection (released when it closes, if un-started).
     leases: set[str] = dataclasses.field(default_factory=set)
-    acked: set[str] = dataclasses.field(default_factory=set)
     cancels_sent: set[str] = dataclasses.field(default_factory=set)
     closed: bool = False
-    connected_at: float = dataclasses.field(default_factory=time.monotonic)
 
     def free(self) -> int:
         return self.capacity - len(self.held)
@@ -87,8 +83,6 @@ class Dispatcher:
         self._cancel_wake: asyncio.Event | None = None
         self._bg: set[asyncio.Task] = set()
         self.running = False
-        self.started_at = time.monotonic()
-        self.stats = {"passes": 0, "leased": 0, "expired": 0}
 
     # -- connections ---------------------------------------------------------------
 
@@ -115,7 +109,7 @@ class Dispatcher:
         if old is not None:
             old.close(AbortedError(f"agent {agent_id} opened a newer lease stream"))
         conn = Connection(agent_id=agent_id, agent_name=agent_name or f"agent-{agent_id[:8]}",
-                          queue_ids=queue_ids, queue_names=list(queue_names), capacity=capacity, ttl=ttl)
+                          queue_ids=queue_ids, capacity=capacity, ttl=ttl)
         conn.held = await self.db.run_write(lambda s: leasing.agent_connected(s, agent_id, ttl))
         self.conns[agent_id] = conn
         log.info("agent %s (%s) connected: queues %s, capacity %d, holding %d",
@@ -155,9 +149,6 @@ class Dispatcher:
             return
         await self.db.run_write(lambda s: leasing.extend_leases(s, conn.agent_id, run_ids, fresh, conn.ttl))
 
-    def ack(self, conn: Connection, lease_ids) -> None:
-        conn.acked.update(lease_ids)
-
     async def release(self, conn: Connection, lease_id: str) -> None:
         run_id = await self.db.run_write(lambda s: leasing.release_one(s, conn.agent_id, lease_id))
         if run_id is not None:
@@ -176,7 +167,6 @@ class Dispatcher:
 
     def start(self) -> list[asyncio.Task]:
         self.running = True
-        self.started_at = time.monotonic()
         self._wake = self.events.subscribe("runs")
         self._cancel_wake = self.events.subscribe("cancel")
         return [
@@ -219,7 +209,6 @@ class Dispatcher:
 
     async def dispatch_pass(self) -> dt.datetime | None:
         """Lease due runs to agents with free capacity; return the next due time."""
-        self.stats["passes"] += 1
         conns = [c for c in self.conns.values() if not c.closed]
         if not conns:
             return None
@@ -230,7 +219,6 @@ class Dispatcher:
                 for rid in [r for r in c.held if r not in alive]:
                     lid = c.held.pop(rid)
                     c.leases.discard(lid)
-                    c.acked.discard(lid)
         free = [c for c in conns if c.free() > 0 and not c.closed]
         now = utcnow()
         any_due, next_due = await self.db.run_read(lambda s: leasing.due_status(s, now))
@@ -251,10 +239,8 @@ class Dispatcher:
                 c.held[lease.run.id] = lease.lease_id
                 c.leases.add(lease.lease_id)
                 c.send(lease)
-            if result.leased:
-                self.stats["leased"] += len(result.leased)
-                if c.closed:  # it went away while we leased: give them back at once
-                    self._spawn(self._release_on_close(c, [lease.lease_id for lease in result.leased]))
+            if result.leased and c.closed:  # it went away while we leased: give them back at once
+                self._spawn(self._release_on_close(c, [lease.lease_id for lease in result.leased]))
         return next_due
 
     async def _expiry_loop(self) -> None:
@@ -272,7 +258,6 @@ class Dispatcher:
                 if nxt is not None and nxt < utcnow():
                     done = await self.db.run_write(leasing.expire_leases)
                     if done:
-                        self.stats["expired"] += len(done)
                         log.info("leases lapsed: %s", ", ".join(f"{r} -> {t}" for r, t in done))
                         self.events.publish("runs")
                     if len(done) >= leasing.EXPIRE_BATCH:

@@ -65,9 +65,9 @@ class AgentServicer(Servicer, rpc.AgentServiceServicer):
                         ids.append(convert.uuid_str(rid, f"heartbeat.flow_run_ids[{i}]"))
                     await self.dispatcher.heartbeat(conn, ids)
                 elif kind == "ack":
+                    # Checked, and nothing more: the lease was recorded when it was sent.
                     for i, lid in enumerate(msg.ack.lease_ids):
                         convert.uuid_str(lid, f"ack.lease_ids[{i}]")
-                    self.dispatcher.ack(conn, msg.ack.lease_ids)
                 elif kind == "release":
                     lid = convert.uuid_str(msg.release.lease_id, "release.lease_id")
                     await self.dispatcher.release(conn, lid)

@@ -48,13 +48,8 @@ def _audit(principal: Principal | None, method: str, need: str | None, outcome: 
 
 
 def _outcome(context) -> str:
-    try:
-        code = context.code()
-    except Exception:  # noqa: BLE001
-        code = None
-    if code is None:
-        return "OK"
-    return getattr(code, "name", str(code))
+    code = context.code()
+    return "OK" if code is None else code.name
 
 
 async def _each_checked(requests, check):
