@@ -315,18 +315,29 @@ def has_active_schedule(dep) -> bool:
     return bool(dep.schedule) and bool(dep.is_schedule_active)
 
 
+def _plan_for(dep, planner: Planner) -> Plan | None:
+    """The deployment's next slots; None when it has nothing to schedule."""
+    if not has_active_schedule(dep):
+        return None
+    try:
+        key, sched = schedule_of(dep.schedule)
+    except ValueError as e:  # a schedule stored before validation got stricter
+        log.warning("deployment %s has an invalid schedule, not scheduling it: %s", dep.id, e)
+        return None
+    return planner.plan(key, sched, dep.scheduled_until, dep.catchup)
+
+
 def schedule_deployment(s: Session, row: DeploymentRow, now: dt.datetime | None = None,
                         settings: Settings | None = None) -> int:
     """Create the runs for the deployment's next slots (from where the scheduler
     got to, see the module doc) and move its bookkeeping on. Returns how many
     runs were created."""
     now = now or utcnow()
-    if not has_active_schedule(row):
+    plan = _plan_for(row, Planner(_settings(settings), now))
+    if plan is None:
         row.scheduler_due_at = NEVER
         return 0
     s.flush()  # the bulk insert reads the deployment row
-    key, sched = schedule_of(row.schedule)
-    plan = Planner(_settings(settings), now).plan(key, sched, row.scheduled_until, row.catchup)
     created = insert_runs(s, [(row, plan.slots)], now)
     row.scheduled_until = plan.scheduled_until
     row.scheduler_due_at = plan.due_at
@@ -387,16 +398,10 @@ def _top_up_page(s: Session, rows, planner: Planner) -> int:
     work = []
     marks = []
     for r in rows:
-        if not has_active_schedule(r):
+        plan = _plan_for(r, planner)
+        if plan is None:
             marks.append(dict(b_id=r.id, b_until=r.scheduled_until, b_due=NEVER))
             continue
-        try:
-            key, sched = schedule_of(r.schedule)
-        except ValueError as e:  # a schedule stored before validation got stricter
-            log.warning("deployment %s has an invalid schedule, not scheduling it: %s", r.id, e)
-            marks.append(dict(b_id=r.id, b_until=r.scheduled_until, b_due=NEVER))
-            continue
-        plan = planner.plan(key, sched, r.scheduled_until, r.catchup)
         work.append((r, plan.slots))
         marks.append(dict(b_id=r.id, b_until=plan.scheduled_until, b_due=plan.due_at))
     created = insert_runs(s, work, planner.now)
