@@ -31,7 +31,7 @@ import datetime as dt
 import functools
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -39,13 +39,11 @@ from sqlalchemy.orm import Session
 
 from flowdeck.core import states
 from flowdeck.core.schedules import schedule_from_dict
+from flowdeck.server.db import Database
 from flowdeck.server.models import DeploymentRow, FlowRunRow, FlowRunStateRow, new_id, utcnow
 from flowdeck.server.names import ADJECTIVES, ANIMALS, readable_name
 from flowdeck.server.run_inputs import FlowRunInput, StateInput, row_values
 from flowdeck.server.settings import Settings
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flowdeck.server.db import Database
 
 log = logging.getLogger("flowdeck.server.scheduler")
 
@@ -423,7 +421,7 @@ def _top_up_page(s: Session, rows, planner: Planner) -> int:
     return created
 
 
-def run_scheduler_pass(db: "Database", settings: Settings | None = None, now: dt.datetime | None = None,
+def run_scheduler_pass(db: Database, settings: Settings | None = None, now: dt.datetime | None = None,
                        *, page_size: int = PAGE_SIZE) -> int:
     """Top up every active scheduled deployment that is due, `page_size`
     deployments per transaction. Returns how many runs were created.
@@ -537,7 +535,7 @@ class TickResult:
     late: int = 0
 
 
-def scheduler_tick(db: "Database", settings: Settings | None = None, now: dt.datetime | None = None) -> TickResult:
+def scheduler_tick(db: Database, settings: Settings | None = None, now: dt.datetime | None = None) -> TickResult:
     """One loop iteration: top up schedules, expire runs past max_lateness, mark late runs."""
     now = (now or utcnow()).astimezone(UTC)
     settings = _settings(settings)
