@@ -117,6 +117,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                     else:
                         response = await inner(request, context)
             except TimeoutError:
+                if not timeout.expired():  # the handler's own, not the call's time running out
+                    raise
                 if key_streams is not None and key_streams.revoked:
                     log.info("ending the stream of revoked API key %r", principal.name)
                     await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"the API key {principal.name!r} was revoked")
