@@ -8,6 +8,7 @@ SELECT that reads it, so "join the flow for its name" is written once.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
@@ -30,10 +31,11 @@ class StateRecord(NamedTuple):
 
 
 class FlowRunView(NamedTuple):
+    """A run's columns, then its flow's name and (when asked for) its state history."""
+
     id: str
     name: str
     flow_id: str
-    flow_name: str
     deployment_id: str | None
     parameters: dict
     tags: list
@@ -58,23 +60,25 @@ class FlowRunView(NamedTuple):
     cancel_requested: bool
     created: dt.datetime
     updated: dt.datetime
+    flow_name: str
     history: tuple[StateRecord, ...] = ()
 
     @classmethod
     def of(cls, row: FlowRunRow, flow_name: str, history: tuple[StateRecord, ...] = ()) -> "FlowRunView":
         """The view of an ORM row (one just changed in this transaction)."""
-        return cls(**{f: getattr(row, f) for f in _RUN_COLUMNS}, flow_name=flow_name, history=history)
+        return cls(*_run_columns_of(row), flow_name, history)
 
     @classmethod
     def from_values(cls, values: dict[str, Any], flow_name: str) -> "FlowRunView":
         """The view of a run just inserted with `values` (columns it leaves out are NULL)."""
-        return cls(**{f: values.get(f) for f in _RUN_COLUMNS}, flow_name=flow_name)
+        return cls(*[values.get(f) for f in _RUN_COLUMNS], flow_name)
 
 
 class DeploymentView(NamedTuple):
+    """A deployment's columns, then its flow's name and its next run's time."""
+
     id: str
     flow_id: str
-    flow_name: str
     name: str
     description: str
     flow_data_encoding: str
@@ -90,12 +94,12 @@ class DeploymentView(NamedTuple):
     storage_block_id: str | None
     created: dt.datetime
     updated: dt.datetime
+    flow_name: str
     next_run_time: dt.datetime | None = None
 
     @classmethod
     def of(cls, row: DeploymentRow, flow_name: str, next_run_time: dt.datetime | None) -> "DeploymentView":
-        return cls(**{f: getattr(row, f) for f in _DEPLOYMENT_COLUMNS}, flow_name=flow_name,
-                   next_run_time=next_run_time)
+        return cls(*_deployment_columns_of(row), flow_name, next_run_time)
 
 
 class StorageBlockView(NamedTuple):
@@ -109,9 +113,11 @@ class StorageBlockView(NamedTuple):
     updated: dt.datetime
 
 
-# The stored columns of each view (the others are computed by its SELECT).
-_RUN_COLUMNS = [f for f in FlowRunView._fields if f not in ("flow_name", "history")]
-_DEPLOYMENT_COLUMNS = [f for f in DeploymentView._fields if f not in ("flow_name", "next_run_time")]
+# The stored columns of each view come first (the others are computed by its SELECT).
+_RUN_COLUMNS = FlowRunView._fields[:FlowRunView._fields.index("flow_name")]
+_DEPLOYMENT_COLUMNS = DeploymentView._fields[:DeploymentView._fields.index("flow_name")]
+_run_columns_of = operator.attrgetter(*_RUN_COLUMNS)
+_deployment_columns_of = operator.attrgetter(*_DEPLOYMENT_COLUMNS)
 
 # A deployment's next run: its earliest SCHEDULED run (the API's next_run_time).
 NEXT_RUN_TIME = (
