@@ -179,7 +179,7 @@ class Dispatcher:
         if timeout > 0:
             try:
                 await asyncio.wait_for(ev.wait(), timeout)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 pass
         ev.clear()
 
