@@ -136,7 +136,8 @@ def revoke(s: Session, name_or_id: str) -> ApiKeyRow:
     if row is None:
         row = s.get(ApiKeyRow, name_or_id)
         if row is not None and row.revoked is not None:
-            raise NotFoundError(f"API key {name_or_id!r} is already revoked", reason="API_KEY_REVOKED", name=name_or_id)
+            raise NotFoundError(f"API key {name_or_id!r} is already revoked", reason="API_KEY_ALREADY_REVOKED",
+                                name=name_or_id)
     if row is None:
         raise NotFoundError(f"no API key named {name_or_id!r}", reason="API_KEY_NOT_FOUND", name=name_or_id)
     row.revoked = utcnow()

@@ -96,7 +96,8 @@ class Dispatcher:
                       requested_ttl: float) -> Connection:
         if not self.running:
             raise UnavailableError("this server is not dispatching runs (its background loops are off or not "
-                                   "started yet); retry, or connect to a server started with `flowdeck server start`")
+                                   "started yet); retry, or connect to a server started with `flowdeck server start`",
+                                   reason="DISPATCHER_NOT_RUNNING")
 
         def work(s):
             qs = work_queues.by_names(s, queue_names, "hello.work_queues")
@@ -107,7 +108,7 @@ class Dispatcher:
         ttl = self.ttl_for(requested_ttl)
         old = self.conns.get(agent_id)
         if old is not None:
-            old.close(AbortedError(f"agent {agent_id} opened a newer lease stream"))
+            old.close(AbortedError(f"agent {agent_id} opened a newer lease stream", reason="LEASE_STREAM_REPLACED"))
         conn = Connection(agent_id=agent_id, agent_name=agent_name or f"agent-{agent_id[:8]}",
                           queue_ids=queue_ids, capacity=capacity, ttl=ttl)
         conn.held = await self.db.run_write(lambda s: leasing.agent_connected(s, agent_id, ttl))
@@ -205,7 +206,8 @@ class Dispatcher:
     def _close_all(self) -> None:
         self.running = False
         for conn in list(self.conns.values()):
-            conn.close(UnavailableError("the flowdeck server is shutting down; reconnect"))
+            conn.close(UnavailableError("the flowdeck server is shutting down; reconnect",
+                                        reason="SERVER_SHUTTING_DOWN"))
 
     async def dispatch_pass(self) -> dt.datetime | None:
         """Lease due runs to agents with free capacity; return the next due time."""

@@ -43,7 +43,8 @@ class Upload:
         kind = request.WhichOneof("kind")
         if kind == "metadata":
             if self.metadata is not None or self.buffer:
-                raise invalid_field("metadata", "", "must come once, in the first message")
+                raise invalid_field("metadata", "", "must come once, in the first message",
+                                    reason="UPLOAD_PROTOCOL_VIOLATION")
             meta = request.metadata
             if meta.size < 0:
                 raise invalid_field("metadata.size", meta.size, "must not be negative")
@@ -54,18 +55,22 @@ class Upload:
             self.metadata = meta
         elif kind == "chunk":
             if self.metadata is None:
-                raise invalid_field("metadata", "", "must come first, before any chunk")
+                raise invalid_field("metadata", "", "must come first, before any chunk",
+                                    reason="UPLOAD_PROTOCOL_VIOLATION")
             self.buffer += request.chunk
             self.hasher.update(request.chunk)
         else:
-            raise invalid_field("kind", "", "each message must carry metadata or a chunk")
+            raise invalid_field("kind", "", "each message must carry metadata or a chunk",
+                                reason="UPLOAD_PROTOCOL_VIOLATION")
 
     def finish(self) -> tuple[bytes, str]:
         if self.metadata is None:
-            raise invalid_field("metadata", "", "is required (the upload was empty)")
+            raise invalid_field("metadata", "", "is required (the upload was empty)",
+                                reason="UPLOAD_PROTOCOL_VIOLATION")
         if self.metadata.size and self.metadata.size != len(self.buffer):
             raise invalid_field(
-                "metadata.size", self.metadata.size, f"does not match the {len(self.buffer)} bytes received"
+                "metadata.size", self.metadata.size, f"does not match the {len(self.buffer)} bytes received",
+                reason="UPLOAD_SIZE_MISMATCH",
             )
         return bytes(self.buffer), self.hasher.hexdigest()
 

@@ -83,7 +83,7 @@ def _python_type(column) -> type:
 
 
 def _bad(token: str):
-    return invalid_field("page_token", token, "is not a token this server issued")
+    return invalid_field("page_token", token, "is not a token this server issued", reason="INVALID_PAGE_TOKEN")
 
 
 def _datetime(value, token: str) -> dt.datetime:
@@ -126,7 +126,8 @@ def decode(token: str, order: Order, listing: str, filter_: Any = None) -> list 
         raise _bad(token) from None
     if digest != _digest(listing, filter_):
         raise invalid_field("page_token", token, "was made for another filter or order: a token is used "
-                                                 "with the filter of the request that returned it")
+                                                 "with the filter of the request that returned it",
+                            reason="INVALID_PAGE_TOKEN")
     return order.decode(raw, token)
 
 

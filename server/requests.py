@@ -20,7 +20,7 @@ def check_request_id(request_id: str) -> str:
     try:
         return str(uuid.UUID(request_id))
     except ValueError:
-        raise invalid_field("request_id", request_id, "must be a UUID") from None
+        raise invalid_field("request_id", request_id, "must be a UUID", reason="INVALID_REQUEST_ID") from None
 
 
 # Prebuilt Core statements: on every mutating call with a request_id.

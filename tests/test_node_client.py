@@ -1,8 +1,10 @@
 """The proto is the contract: a Node.js program using only the client generated
 by `scripts/gen-clients node` drives the whole lifecycle against a real server,
-with a real Python agent serving the queue."""
+with a real Python agent serving the queue, and reads the error details from
+the standard grpc-status-details-bin trailer."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,8 +26,9 @@ def node_client():
         pytest.fail("Node.js is required for the polyglot client test (it is on every machine of this kind)")
     out = ROOT / "tools" / "gen" / f"test-{uuid.uuid4().hex[:8]}"
     try:
+        # PYTHON: the interpreter whose googleapis-common-protos holds the google/rpc protos.
         subprocess.run([str(ROOT / "scripts" / "gen-clients"), "node", str(out)], check=True,
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHON": sys.executable})
         yield node, out
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -72,11 +75,19 @@ def test_node_client_drives_the_lifecycle(node_client, live_server, tmp_path):
         agent_log.close()
     detail = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\nagent:\n{(tmp_path / 'agent.log').read_text()[-3000:]}"
     assert result.returncode == 0, detail
-    steps = [line for line in result.stdout.splitlines() if line.startswith('{"step"')]
-    assert [__import__("json").loads(s)["step"] for s in steps] == [
+    steps = {s["step"]: s for s in (json.loads(line) for line in result.stdout.splitlines()
+                                    if line.startswith('{"step"'))}
+    assert list(steps) == [
         "reflection-and-health", "deployment-round-trip", "scheduled-and-manual-runs",
-        "agent-completed", "error-codes", "done",
+        "agent-completed", "error-codes", "error-details", "done",
     ], detail
+    details = steps["error-details"]
+    assert details["NOT_FOUND"] == {"reason": "DEPLOYMENT_NOT_FOUND", "domain": "flowdeck.dev", "metadata": {},
+                                    "violations": []}, detail
+    assert details["INVALID_ARGUMENT"] == {
+        "reason": "INVALID_FIELD", "domain": "flowdeck.dev", "metadata": {"field": "deployment.name"},
+        "violations": [{"field": "deployment.name", "description": "'': is required"}],
+    }, detail
 
 
 def test_gen_clients_refuses_unknown_language(tmp_path):

@@ -21,6 +21,7 @@ from google.protobuf import duration_pb2, field_mask_pb2, struct_pb2, timestamp_
 
 from flowdeck import exceptions as exc
 from flowdeck import models
+from flowdeck.client._status import error_from_rpc_error
 from flowdeck.v1 import common_pb2 as c
 from flowdeck.v1 import deployment_service_pb2 as dpb
 from flowdeck.v1 import deployment_service_pb2_grpc as dgrpc
@@ -32,7 +33,6 @@ from flowdeck.v1 import log_service_pb2 as lpb
 from flowdeck.v1 import log_service_pb2_grpc as lgrpc
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-ERROR_INFO_KEY = "flowdeck-error-info-bin"
 
 
 def _address(url: str) -> str:
@@ -100,29 +100,7 @@ def runner_pb(runner) -> c.FlowRunnerSettings | None:
 
 
 def translate(err: grpc.RpcError, address: str) -> exc.FlowdeckError:
-    code = err.code()
-    details = err.details() or code.name
-    reason, metadata = "", {}
-    for key, value in err.trailing_metadata() or ():
-        if key == ERROR_INFO_KEY:
-            info = c.ErrorInfo.FromString(value)
-            reason, metadata = info.reason, dict(info.metadata)
-    if code == grpc.StatusCode.UNAVAILABLE and any(w in details.lower() for w in ("ssl", "tls", "handshake", "certificate")):
-        return exc.ConnectionFailedError(
-            f"TLS with the flowdeck server at {address} failed; check FLOWDECK_API_TLS_CA "
-            f"(and FLOWDECK_API_TLS_CERT/_KEY for mutual TLS): {details}"
-        )
-    if code == grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower() or "dns" in details.lower()):
-        hint = ""
-        if "socket closed" in details.lower() or "reset" in details.lower():
-            # What a plaintext client (or one without the client certificate) sees of a TLS server.
-            hint = (" (the server closed the connection: if it serves TLS, set FLOWDECK_API_TLS_CA, and "
-                    "FLOWDECK_API_TLS_CERT/_KEY for mutual TLS)")
-        return exc.ConnectionFailedError(
-            f"cannot reach the flowdeck server at {address}; start one with `flowdeck server start`{hint}"
-        )
-    cls = exc.BY_CODE.get(code.name, exc.ServerError)
-    return cls(details, reason=reason, metadata=metadata)
+    return error_from_rpc_error(err, address)
 
 
 class FlowdeckClient:

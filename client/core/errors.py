@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+ERROR_DOMAIN = "flowdeck.dev"
+"""The `domain` of every google.rpc.ErrorInfo flowdeck sends."""
+
 
 class FlowdeckError(Exception):
     """Base of every error a caller can cause; str() is a one-line cause."""
@@ -84,17 +87,17 @@ def invalid_field(field: str, value: object, problem: str, *, reason: str | None
 
 class NotFoundError(FlowdeckError, LookupError):
     code = "NOT_FOUND"
-    reason = "NOT_FOUND"
+    reason = "RESOURCE_NOT_FOUND"
 
 
 class AlreadyExistsError(FlowdeckError):
     code = "ALREADY_EXISTS"
-    reason = "ALREADY_EXISTS"
+    reason = "RESOURCE_EXISTS"
 
 
 class FailedPreconditionError(FlowdeckError):
     code = "FAILED_PRECONDITION"
-    reason = "FAILED_PRECONDITION"
+    reason = "RESOURCE_STATE_CONFLICT"
 
 
 class ResourceExhaustedError(FlowdeckError):
@@ -104,12 +107,12 @@ class ResourceExhaustedError(FlowdeckError):
 
 class UnauthenticatedError(FlowdeckError):
     code = "UNAUTHENTICATED"
-    reason = "UNAUTHENTICATED"
+    reason = "CREDENTIALS_REJECTED"
 
 
 class PermissionDeniedError(FlowdeckError):
     code = "PERMISSION_DENIED"
-    reason = "PERMISSION_DENIED"
+    reason = "ACCESS_NOT_GRANTED"
 
 
 class AbortedError(FlowdeckError):
@@ -121,12 +124,12 @@ class AbortedError(FlowdeckError):
 
 class UnavailableError(FlowdeckError):
     code = "UNAVAILABLE"
-    reason = "UNAVAILABLE"
+    reason = "SERVER_UNAVAILABLE"
 
 
 class DeadlineExceededError(FlowdeckError):
     code = "DEADLINE_EXCEEDED"
-    reason = "DEADLINE_EXCEEDED"
+    reason = "CALL_TIMED_OUT"
 
 
 class DataLossError(FlowdeckError):
@@ -138,19 +141,19 @@ class DataLossError(FlowdeckError):
 
 class CancelledError(FlowdeckError):
     code = "CANCELLED"
-    reason = "CANCELLED"
+    reason = "CALL_CANCELLED"
 
 
 class UnimplementedError(FlowdeckError):
     code = "UNIMPLEMENTED"
-    reason = "UNIMPLEMENTED"
+    reason = "METHOD_NOT_IMPLEMENTED"
 
 
 class ServerError(FlowdeckError):
     """The server failed (INTERNAL, UNKNOWN): a bug; its log has the traceback."""
 
     code = "INTERNAL"
-    reason = "INTERNAL"
+    reason = "UNEXPECTED_SERVER_ERROR"
 
 
 BY_CODE: dict[str, type[FlowdeckError]] = {

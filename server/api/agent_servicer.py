@@ -31,10 +31,12 @@ class AgentServicer(Servicer, rpc.AgentServiceServicer):
         try:
             first = await requests.__anext__()
         except StopAsyncIteration:
-            raise invalid_field("hello", "", "the stream ended before the agent sent a hello") from None
+            raise invalid_field("hello", "", "the stream ended before the agent sent a hello",
+                                reason="LEASE_PROTOCOL_VIOLATION") from None
         kind = first.WhichOneof("kind")
         if kind != "hello":
-            raise invalid_field("kind", kind or "", "the first message on a lease stream must be a hello")
+            raise invalid_field("kind", kind or "", "the first message on a lease stream must be a hello",
+                                reason="LEASE_PROTOCOL_VIOLATION")
         conn = await self.dispatcher.connect(**convert.agent_hello_in(first.hello))
         reader = None
         try:
@@ -72,9 +74,11 @@ class AgentServicer(Servicer, rpc.AgentServiceServicer):
                     lid = convert.uuid_str(msg.release.lease_id, "release.lease_id")
                     await self.dispatcher.release(conn, lid)
                 elif kind == "hello":
-                    raise invalid_field("hello", conn.agent_id, "a lease stream takes one hello, first")
+                    raise invalid_field("hello", conn.agent_id, "a lease stream takes one hello, first",
+                                        reason="LEASE_PROTOCOL_VIOLATION")
                 else:
-                    raise invalid_field("kind", "", "an empty message is not a heartbeat, ack or release")
+                    raise invalid_field("kind", "", "an empty message is not a heartbeat, ack or release",
+                                        reason="LEASE_PROTOCOL_VIOLATION")
             conn.close()
         except asyncio.CancelledError:
             raise
@@ -83,4 +87,5 @@ class AgentServicer(Servicer, rpc.AgentServiceServicer):
         except Exception as e:  # noqa: BLE001 - the stream ends; the agent reconnects
             if type(e).__name__ not in ("AbortError", "UsageError", "ExecuteBatchError"):
                 log.warning("lease stream of agent %s failed: %s", conn.agent_name, e)
-            conn.close(UnavailableError("the lease stream failed on the server; reconnect"))
+            conn.close(UnavailableError("the lease stream failed on the server; reconnect",
+                                        reason="LEASE_STREAM_FAILED"))

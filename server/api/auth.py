@@ -18,7 +18,7 @@ import logging
 
 import grpc
 
-from flowdeck.core.errors import FlowdeckError
+from flowdeck.core.errors import DeadlineExceededError, FlowdeckError, UnauthenticatedError
 from flowdeck.server.api.interceptors import status_for
 from flowdeck.server.api.limits import CallLimits
 from flowdeck.server.api.scopes import AGENT_CHECKS, MUTATING, OPEN, SCOPE_FOR
@@ -121,10 +121,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                     raise
                 if key_streams is not None and key_streams.revoked:
                     log.info("ending the stream of revoked API key %r", principal.name)
-                    await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"the API key {principal.name!r} was revoked")
-                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                    f"the server stopped working on this call after {settings.rpc_deadline_seconds:g}s "
-                                    "(FLOWDECK_RPC_DEADLINE_SECONDS)")
+                    await _abort(context, UnauthenticatedError(f"the API key {principal.name!r} was revoked",
+                                                               reason="API_KEY_REVOKED"))
+                await _abort(context, DeadlineExceededError(
+                    f"the server stopped working on this call after {settings.rpc_deadline_seconds:g}s "
+                    "(FLOWDECK_RPC_DEADLINE_SECONDS)",
+                    reason="SERVER_TIME_LIMIT_REACHED", setting="FLOWDECK_RPC_DEADLINE_SECONDS"))
             except FlowdeckError as exc:
                 # Raised outside the error interceptor (gRPC's own services
                 # read their request stream through the checks above).

@@ -174,7 +174,7 @@ def schedule_error(e, path: str) -> InvalidArgumentError:
     """An InvalidSchedule as INVALID_ARGUMENT naming the field under `path`
     (``deployment.schedule.cron.timezone``) and the bad value."""
     field = e.field.replace("schedule", path, 1) if e.field.startswith("schedule") else f"{path}.{e.field}"
-    err = invalid_field(field, e.value, e.reason)
+    err = invalid_field(field, e.value, e.reason, reason="INVALID_SCHEDULE")
     # The schedule's own wording shows values readably ("0s", not timedelta(0)).
     err.message = str(e).replace(e.field, field, 1)
     return err

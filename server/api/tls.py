@@ -12,7 +12,8 @@ def _read(path: str, setting: str) -> bytes:
     try:
         return Path(path).expanduser().read_bytes()
     except OSError as e:
-        raise InvalidArgumentError(f"cannot read {setting} file {path!r}: {e.strerror or e}") from None
+        raise InvalidArgumentError(f"cannot read {setting} file {path!r}: {e.strerror or e}",
+                                   reason="TLS_SETTINGS_INVALID") from None
 
 
 def _check_pair(cert_pem: bytes, key_pem: bytes, cert_path: str, key_path: str) -> None:
@@ -23,16 +24,19 @@ def _check_pair(cert_pem: bytes, key_pem: bytes, cert_path: str, key_path: str) 
     try:
         certs = x509.load_pem_x509_certificates(cert_pem)
     except ValueError:
-        raise InvalidArgumentError(f"--tls-cert {cert_path!r} holds no PEM certificate") from None
+        raise InvalidArgumentError(f"--tls-cert {cert_path!r} holds no PEM certificate",
+                                   reason="TLS_SETTINGS_INVALID") from None
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError):
         raise InvalidArgumentError(
-            f"--tls-key {key_path!r} holds no unencrypted PEM private key") from None
+            f"--tls-key {key_path!r} holds no unencrypted PEM private key",
+            reason="TLS_SETTINGS_INVALID") from None
     fmt = serialization.PublicFormat.SubjectPublicKeyInfo
     enc = serialization.Encoding.DER
     if certs[0].public_key().public_bytes(enc, fmt) != key.public_key().public_bytes(enc, fmt):
-        raise InvalidArgumentError(f"--tls-key {key_path!r} does not belong to the certificate in {cert_path!r}")
+        raise InvalidArgumentError(f"--tls-key {key_path!r} does not belong to the certificate in {cert_path!r}",
+                                   reason="TLS_SETTINGS_INVALID")
 
 
 def server_credentials(settings) -> grpc.ServerCredentials | None:
@@ -41,10 +45,12 @@ def server_credentials(settings) -> grpc.ServerCredentials | None:
     cert, key, client_ca = settings.tls_cert, settings.tls_key, settings.tls_client_ca
     if not cert and not key:
         if client_ca:
-            raise InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+            raise InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)",
+                                       reason="TLS_SETTINGS_INVALID")
         return None
     if not cert or not key:
-        raise InvalidArgumentError("TLS needs both --tls-cert and --tls-key (FLOWDECK_TLS_CERT, FLOWDECK_TLS_KEY)")
+        raise InvalidArgumentError("TLS needs both --tls-cert and --tls-key (FLOWDECK_TLS_CERT, FLOWDECK_TLS_KEY)",
+                                   reason="TLS_SETTINGS_INVALID")
     cert_pem, key_pem = _read(cert, "--tls-cert"), _read(key, "--tls-key")
     _check_pair(cert_pem, key_pem, cert, key)
     ca_pem = _read(client_ca, "--tls-client-ca") if client_ca else None

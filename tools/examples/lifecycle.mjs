@@ -5,12 +5,15 @@
 //   FLOWDECK_QUEUE_TAG=node node tools/examples/lifecycle.mjs
 //
 // Prints one JSON line per step; exits non-zero on the first failed check.
+// Error details are read from the standard grpc-status-details-bin trailer
+// (google.rpc.Status with ErrorInfo and BadRequest), as any gRPC library can.
 import assert from "node:assert/strict";
 import { pathToFileURL } from "node:url";
 import path from "node:path";
 import { createClient, ConnectError, Code } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { fromBinary } from "@bufbuild/protobuf";
+import { anyUnpack, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 
 const addr = process.env.FLOWDECK_ADDR;
 const gen = process.env.FLOWDECK_GEN;
@@ -25,6 +28,8 @@ const { LogService } = await load("flowdeck/v1/log_service_pb.js");
 const { WorkQueueService } = await load("flowdeck/v1/work_queue_service_pb.js");
 const { StateType } = await load("flowdeck/v1/common_pb.js");
 const { Health, HealthCheckResponse_ServingStatus } = await load("health/v1/health_pb.js");
+const { StatusSchema } = await load("google/rpc/status_pb.js");
+const { ErrorInfoSchema, BadRequestSchema } = await load("google/rpc/error_details_pb.js");
 const { ServerReflection } = await load("grpc/reflection/v1alpha/reflection_pb.js");
 
 const transport = createGrpcTransport({ baseUrl: `http://${addr}` });
@@ -142,17 +147,47 @@ async function expectCode(code, fn, text) {
     assert.ok(e instanceof ConnectError, `a ConnectError, got ${e}`);
     assert.equal(e.code, code, `expected ${Code[code]}, got ${Code[e.code]}: ${e.rawMessage}`);
     if (text) assert.ok(e.rawMessage.includes(text), `message names ${text}: ${e.rawMessage}`);
-    return e.rawMessage;
+    return e;
   }
   assert.fail(`expected ${Code[code]}`);
 }
 const errors = {};
-errors.NOT_FOUND = await expectCode(Code.NotFound, () => deployments.getDeploymentByName({ name: `${flowName}/no-such` }));
+const notFound = await expectCode(Code.NotFound, () => deployments.getDeploymentByName({ name: `${flowName}/no-such` }));
+errors.NOT_FOUND = notFound.rawMessage;
 const qname = `node-queue-${suffix}`;
 await queues.createWorkQueue({ workQueue: { name: qname, filter: { tags: ["nothing-matches"] } } });
-errors.ALREADY_EXISTS = await expectCode(Code.AlreadyExists, () => queues.createWorkQueue({ workQueue: { name: qname } }));
-errors.INVALID_ARGUMENT = await expectCode(Code.InvalidArgument, () => deployments.createDeployment({ deployment: { name: "", flowName } }), "deployment.name");
-errors.INVALID_ARGUMENT_ENUM = await expectCode(Code.InvalidArgument, () => runs.setFlowRunState({ flowRunId: run.id, state: { type: StateType.UNSPECIFIED } }), "state.type");
-errors.FAILED_PRECONDITION = await expectCode(Code.FailedPrecondition, () => runs.setFlowRunState({ flowRunId: run.id, state: { type: StateType.RUNNING } }), "COMPLETED");
+errors.ALREADY_EXISTS = (await expectCode(Code.AlreadyExists, () => queues.createWorkQueue({ workQueue: { name: qname } }))).rawMessage;
+const invalid = await expectCode(Code.InvalidArgument, () => deployments.createDeployment({ deployment: { name: "", flowName } }), "deployment.name");
+errors.INVALID_ARGUMENT = invalid.rawMessage;
+errors.INVALID_ARGUMENT_ENUM = (await expectCode(Code.InvalidArgument, () => runs.setFlowRunState({ flowRunId: run.id, state: { type: StateType.UNSPECIFIED } }), "state.type")).rawMessage;
+errors.FAILED_PRECONDITION = (await expectCode(Code.FailedPrecondition, () => runs.setFlowRunState({ flowRunId: run.id, state: { type: StateType.RUNNING } }), "COMPLETED")).rawMessage;
 step("error-codes", errors);
+
+// 6. The standard details: google.rpc.Status in the grpc-status-details-bin
+// trailer, decoded with nothing but the generated google/rpc types.
+function statusDetails(e) {
+  const bin = e.metadata.get("grpc-status-details-bin");
+  assert.ok(bin, `grpc-status-details-bin is sent with ${Code[e.code]}`);
+  const status = fromBinary(StatusSchema, Buffer.from(bin, "base64"));
+  assert.equal(status.code, e.code);
+  assert.equal(status.message, e.rawMessage);
+  const find = (schema) => status.details.map((any) => anyUnpack(any, schema)).find(Boolean);
+  const info = find(ErrorInfoSchema);
+  assert.ok(info, `an ErrorInfo with ${Code[e.code]}`);
+  // Connect's own reader finds the same details.
+  assert.equal(e.findDetails(ErrorInfoSchema)[0]?.reason, info.reason);
+  const bad = find(BadRequestSchema);
+  return {
+    reason: info.reason,
+    domain: info.domain,
+    metadata: info.metadata,
+    violations: bad ? bad.fieldViolations.map((v) => ({ field: v.field, description: v.description })) : [],
+  };
+}
+const details = { NOT_FOUND: statusDetails(notFound), INVALID_ARGUMENT: statusDetails(invalid) };
+assert.equal(details.NOT_FOUND.reason, "DEPLOYMENT_NOT_FOUND");
+assert.deepEqual(details.NOT_FOUND.violations, []);
+assert.equal(details.INVALID_ARGUMENT.reason, "INVALID_FIELD");
+assert.equal(details.INVALID_ARGUMENT.violations[0]?.field, "deployment.name");
+step("error-details", details);
 step("done");
