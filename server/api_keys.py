@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from flowdeck.server import pagination
-from flowdeck.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, invalid_field
+from flowdeck.core.errors import AlreadyExistsError, NotFoundError, invalid_field
 from flowdeck.server.models import ApiKeyRow, utcnow
 
 # What each scope allows, smallest first. "agent" is read plus the agent's
@@ -114,11 +114,16 @@ def create(s: Session, name: str, scope: str, created_by: str = "") -> tuple[Api
     return row, key
 
 
-def list_(s: Session, page_size: int, page_token: str, show_revoked: bool = False):
-    stmt = select(ApiKeyRow).order_by(ApiKeyRow.created.desc(), ApiKeyRow.id)
+_NEWEST_FIRST = pagination.Order(pagination.Key(ApiKeyRow.created, "created", descending=True),
+                                 pagination.Key(ApiKeyRow.id, "id"))
+
+
+def list_(s: Session, page_size: int, page_token: str, show_revoked: bool = False) -> tuple[list[ApiKeyRow], str]:
+    stmt = select(ApiKeyRow)
     if not show_revoked:
         stmt = stmt.where(ApiKeyRow.revoked.is_(None))
-    return pagination.paginate(stmt, s, page_size, page_token)
+    return pagination.paginate(s, stmt, _NEWEST_FIRST, page_size, page_token, listing="api_keys",
+                               filter_=show_revoked, scalars=True)
 
 
 def revoke(s: Session, name_or_id: str) -> ApiKeyRow:

@@ -11,9 +11,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from flowdeck.server import loops
 from flowdeck.server.api.agent_servicer import AgentServicer
 from flowdeck.server.api.api_key_servicer import ApiKeyServicer
-from flowdeck.server.api.auth import AuthInterceptor, Security
+from flowdeck.server.api.auth import AuthInterceptor
 from flowdeck.server.api.tls import server_credentials
 from flowdeck.server.api.base import AppContext
 from flowdeck.server.api.deployment_servicer import DeploymentServicer
@@ -53,7 +54,7 @@ from flowdeck.v1 import (
 
 log = logging.getLogger("flowdeck.server")
 
-# (pb2 module, grpc module, service name, servicer factory or None = UNIMPLEMENTED)
+# (pb2 module, grpc module, service name, servicer class)
 SERVICES = [
     (flow_service_pb2, flow_service_pb2_grpc, "FlowService", FlowServicer),
     (deployment_service_pb2, deployment_service_pb2_grpc, "DeploymentService", DeploymentServicer),
@@ -91,8 +92,6 @@ class FlowdeckServer:
         events = Events()
         events.loop = asyncio.get_running_loop()
         self.app = AppContext(db=self.db, settings=s, events=events)
-        # API keys, limits and server-side deadlines (flowdeck.server.api.auth).
-        self.app.security = Security(self.app)
         self.grpc = grpc.aio.server(
             interceptors=[AuthInterceptor(self.app.security), ErrorInterceptor()],
             options=[
@@ -105,9 +104,8 @@ class FlowdeckServer:
             ],
         )
         names = [reflection.SERVICE_NAME, health.SERVICE_NAME]
-        for pb2, rpc, name, factory in SERVICES:
-            servicer = factory(self.app) if factory else getattr(rpc, f"{name}Servicer")()
-            getattr(rpc, f"add_{name}Servicer_to_server")(servicer, self.grpc)
+        for pb2, rpc, name, servicer_class in SERVICES:
+            getattr(rpc, f"add_{name}Servicer_to_server")(servicer_class(self.app), self.grpc)
             names.append(pb2.DESCRIPTOR.services_by_name[name].full_name)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
@@ -123,17 +121,12 @@ class FlowdeckServer:
         # Migrations after binding: health answers NOT_SERVING until they are done.
         await self.db.run(self.db.migrate)
         if self.background:
-            self._start_background()
+            self.tasks.extend(loops.start_all(self.app))
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self.started_at = time.monotonic() - t0
         log.info("flowdeck server SERVING on %s:%d (%s) in %.2fs", s.host, self.port,
                  "sqlite" if self.db.is_sqlite else "postgres", self.started_at)
         return self.port
-
-    def _start_background(self) -> None:
-        from flowdeck.server import loops
-
-        self.tasks.extend(loops.start_all(self.app))
 
     async def stop(self, grace: float | None = None) -> None:
         # Python 3.11's asyncio.wait_for can lose a cancel when what it waits

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import NamedTuple
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from flowdeck.server import flows, pagination, scheduler, storage_blocks
-from flowdeck.core import states
-from flowdeck.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, invalid_field
-from flowdeck.server.models import DeploymentRow, FlowRow, FlowRunRow, utcnow
+from flowdeck.core.errors import AlreadyExistsError, NotFoundError, invalid_field
+from flowdeck.server.models import DeploymentRow, FlowRow, utcnow
 from flowdeck.server.sqlhelpers import has_all_tags
+from flowdeck.server.views import DEPLOYMENTS, DeploymentView
 
 # Runner types an agent knows how to run; anything else is refused at create time.
 RUNNER_TYPES = ("universal", "subprocess", "in-process")
@@ -82,8 +83,34 @@ _ROW_BY_FLOW_AND_NAME = select(DeploymentRow).where(DeploymentRow.flow_id == bin
                                                      DeploymentRow.name == bindparam("name"))
 
 
+def _apply(row: DeploymentRow, inp: DeploymentInput, fields) -> set[str]:
+    """Copy `fields` of `inp` onto the row; returns the fields that changed."""
+    changed = set()
+    for field in fields:
+        for col in _columns_for(field):
+            value = getattr(inp, col)
+            if getattr(row, col) != value:
+                setattr(row, col, value)
+                changed.add(field)
+    return changed
+
+
+def _settle(s: Session, row: DeploymentRow, flow_name: str, changed: set[str], now: dt.datetime, settings,
+            *, fresh: bool = False) -> DeploymentView:
+    """After a change: replace the future runs when scheduling changed (in the
+    same transaction); the deployment as the API shows it."""
+    s.flush()
+    if changed & set(SCHEDULING_FIELDS):
+        created = scheduler.reschedule_deployment(s, row, now, settings, fresh=fresh)
+        # A deployment created without runs has no next run: no query needed.
+        next_run = scheduler.next_run_time(s, row.id) if created or not fresh else None
+    else:
+        next_run = scheduler.next_run_time(s, row.id)
+    return DeploymentView.of(row, flow_name, next_run)
+
+
 def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None,
-           settings=None) -> tuple[DeploymentRow, bool]:
+           settings=None) -> tuple[DeploymentView, bool]:
     """Create the deployment, or update the one with the same flow and name."""
     now = now or utcnow()
     check_runner_type(inp.flow_runner_type)
@@ -94,65 +121,41 @@ def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None,
     if created:
         row = DeploymentRow(flow_id=flow.id, name=inp.name, created=now, updated=now)
         s.add(row)
-        changed = set(SCHEDULING_FIELDS)
-    else:
-        changed = set()
-    for field in MUTABLE:
-        if field == "name":
-            continue
-        for col in _columns_for(field):
-            value = getattr(inp, col)
-            if getattr(row, col) != value:
-                setattr(row, col, value)
-                changed.add(field)
+    changed = _apply(row, inp, [f for f in MUTABLE if f != "name"])
+    if created:
+        changed |= set(SCHEDULING_FIELDS)
+        if not scheduler.has_active_schedule(row):
+            # What reschedule_deployment sets, in the INSERT (saves an UPDATE).
+            row.scheduled_until = None
+            row.scheduler_due_at = scheduler.NEVER
     row.updated = now
-    if created and not scheduler._is_active(row):
-        # What reschedule_deployment sets below, in the INSERT (saves an UPDATE).
-        row.scheduled_until = None
-        row.scheduler_due_at = scheduler.NEVER
-    s.flush()
-    row.flow_name = flow.name  # for the API's convenience field
-    if changed & set(SCHEDULING_FIELDS):
-        scheduler.reschedule_deployment(s, row, now, settings, fresh=created)
-    else:
-        row.next_run_time = scheduler.next_run_time(s, row.id)
-    return row, created
+    return _settle(s, row, flow.name, changed, now, settings, fresh=created), created
 
 
-def _with_flow_name(s: Session, row: DeploymentRow) -> DeploymentRow:
-    row.flow_name = s.scalar(select(FlowRow.name).where(FlowRow.id == row.flow_id))
-    return row
-
-
-def get(s: Session, deployment_id: str) -> DeploymentRow:
-    row = s.get(DeploymentRow, deployment_id)
-    if row is None:
-        raise NotFoundError(f"deployment {deployment_id!r} not found", reason="DEPLOYMENT_NOT_FOUND")
-    row.next_run_time = scheduler.next_run_time(s, row.id)
-    return _with_flow_name(s, row)
-
-
-# -- hot lookups: one prebuilt Core statement each (compiled once, cached) -------
+# -- reads: one prebuilt statement each (compiled once, cached); they take a
+# Session or a bare Connection (the single-statement read path) ---------------
 
 _D = DeploymentRow.__table__
-_NEXT_RUN_TIME = (
-    select(func.min(FlowRunRow.__table__.c.expected_start_time))
-    .where(FlowRunRow.__table__.c.deployment_id == _D.c.id,
-           FlowRunRow.__table__.c.state_type == states.SCHEDULED)
-    .scalar_subquery()
-)
-_FULL_SELECT = select(*_D.c, FlowRow.__table__.c.name.label("flow_name"),
-                      _NEXT_RUN_TIME.label("next_run_time")).join_from(
-    _D, FlowRow.__table__, FlowRow.__table__.c.id == _D.c.flow_id)
-_BY_NAME = _FULL_SELECT.where(FlowRow.__table__.c.name == bindparam("flow_name"),
-                              _D.c.name == bindparam("dep_name"))
-_BY_ID = _FULL_SELECT.where(_D.c.id == bindparam("dep_id"))
-# What a run created from a deployment needs (no next run time).
-_FOR_RUN_COLUMNS = (_D.c.id, _D.c.flow_id, _D.c.parameters, _D.c.tags, _D.c.flow_runner_type,
-                    _D.c.flow_runner_config, FlowRow.__table__.c.name.label("flow_name"))
-_FOR_RUN = select(*_FOR_RUN_COLUMNS).join_from(_D, FlowRow.__table__, FlowRow.__table__.c.id == _D.c.flow_id)
-_FOR_RUN_BY_NAME = _FOR_RUN.where(FlowRow.__table__.c.name == bindparam("flow_name"),
-                                  _D.c.name == bindparam("dep_name"))
+_F = FlowRow.__table__
+_BY_NAME = DEPLOYMENTS.where(_F.c.name == bindparam("flow_name"), _D.c.name == bindparam("dep_name"))
+_BY_ID = DEPLOYMENTS.where(_D.c.id == bindparam("dep_id"))
+
+
+class RunDefaults(NamedTuple):
+    """What a run created from a deployment takes from it."""
+
+    id: str
+    flow_id: str
+    parameters: dict
+    tags: list
+    flow_runner_type: str
+    flow_runner_config: dict
+    flow_name: str
+
+
+_FOR_RUN = select(*[_F.c.name.label("flow_name") if f == "flow_name" else _D.c[f] for f in RunDefaults._fields]
+                  ).join_from(_D, _F, _F.c.id == _D.c.flow_id)
+_FOR_RUN_BY_NAME = _FOR_RUN.where(_F.c.name == bindparam("flow_name"), _D.c.name == bindparam("dep_name"))
 _FOR_RUN_BY_ID = _FOR_RUN.where(_D.c.id == bindparam("dep_id"))
 
 
@@ -160,24 +163,24 @@ def _not_found(what: str):
     return NotFoundError(f"deployment {what!r} not found", reason="DEPLOYMENT_NOT_FOUND")
 
 
-def view_by_name(conn, full: str, field: str = "name"):
-    """The deployment as a read-only row (every column, flow_name and
-    next_run_time) in ONE statement: what GetDeploymentByName returns."""
+def get(conn, deployment_id: str) -> DeploymentView:
+    row = conn.execute(_BY_ID, {"dep_id": deployment_id}).first()
+    if row is None:
+        raise _not_found(deployment_id)
+    return DeploymentView(*row)
+
+
+def get_by_name(conn, full: str, field: str = "name") -> DeploymentView:
+    """The deployment named 'flow_name/deployment_name', in ONE statement."""
     flow_name, dep_name = split_name(full, field)
     row = conn.execute(_BY_NAME, {"flow_name": flow_name, "dep_name": dep_name}).first()
     if row is None:
         raise _not_found(full)
-    return row
+    return DeploymentView(*row)
 
 
-def view_by_id(conn, deployment_id: str):
-    row = conn.execute(_BY_ID, {"dep_id": deployment_id}).first()
-    if row is None:
-        raise _not_found(deployment_id)
-    return row
-
-
-def for_run(conn, *, deployment_id: str = "", deployment_name: str = "", field: str = "deployment_name"):
+def for_run(conn, *, deployment_id: str = "", deployment_name: str = "",
+            field: str = "deployment_name") -> RunDefaults:
     """What creating a run from a deployment needs (id, flow, defaults), one statement."""
     if deployment_id:
         row = conn.execute(_FOR_RUN_BY_ID, {"dep_id": deployment_id}).first()
@@ -186,7 +189,7 @@ def for_run(conn, *, deployment_id: str = "", deployment_name: str = "", field: 
         row = conn.execute(_FOR_RUN_BY_NAME, {"flow_name": flow_name, "dep_name": dep_name}).first()
     if row is None:
         raise _not_found(deployment_id or deployment_name)
-    return row
+    return RunDefaults(*row)
 
 
 def split_name(full: str, field: str = "name") -> tuple[str, str]:
@@ -196,76 +199,49 @@ def split_name(full: str, field: str = "name") -> tuple[str, str]:
     return flow_name, dep_name
 
 
-def get_by_name(s: Session, full: str, field: str = "name") -> DeploymentRow:
-    flow_name, dep_name = split_name(full, field)
-    row = s.scalar(
-        select(DeploymentRow)
-        .join(FlowRow, FlowRow.id == DeploymentRow.flow_id)
-        .where(FlowRow.name == flow_name, DeploymentRow.name == dep_name)
-    )
-    if row is None:
-        raise NotFoundError(f"deployment {full!r} not found", reason="DEPLOYMENT_NOT_FOUND")
-    row.flow_name = flow_name
-    row.next_run_time = scheduler.next_run_time(s, row.id)
-    return row
+_BY_FULL_NAME = pagination.Order(pagination.Key(_F.c.name, "flow_name"), pagination.Key(_D.c.name, "name"))
 
 
-def list_(s: Session, page_size: int, page_token: str, flow_name: str = "", tags: list[str] | None = None):
-    stmt = (
-        select(DeploymentRow, FlowRow.name)
-        .join(FlowRow, FlowRow.id == DeploymentRow.flow_id)
-        .order_by(FlowRow.name, DeploymentRow.name)
-    )
+def list_(s: Session, page_size: int, page_token: str, flow_name: str = "",
+          tags: list[str] | None = None) -> tuple[list[DeploymentView], str]:
+    stmt = DEPLOYMENTS
     if flow_name:
-        stmt = stmt.where(FlowRow.name == flow_name)
+        stmt = stmt.where(_F.c.name == flow_name)
     if tags:
-        stmt = stmt.where(has_all_tags(DeploymentRow.tags, tags, s.bind.dialect.name))
-    size = pagination.page_size(page_size)
-    offset = pagination.decode(page_token)
-    rows = s.execute(stmt.offset(offset).limit(size + 1)).all()
-    out = []
-    for row, fname in rows[:size]:
-        row.flow_name = fname
-        out.append(row)
-    next_runs = scheduler.next_run_times(s, [row.id for row in out])
-    for row in out:
-        row.next_run_time = next_runs.get(row.id)
-    return out, (pagination.encode(offset + size) if len(rows) > size else "")
+        stmt = stmt.where(has_all_tags(_D.c.tags, tags, s.bind.dialect.name))
+    return pagination.paginate(s, stmt, _BY_FULL_NAME, page_size, page_token, listing="deployments",
+                               filter_=[flow_name, tags or []], build=lambda r: DeploymentView(*r))
+
+
+def _load(s: Session, deployment_id: str) -> tuple[DeploymentRow, str]:
+    """The deployment's row to change, and its flow's name."""
+    found = s.execute(select(DeploymentRow, FlowRow.name).join(FlowRow, FlowRow.id == DeploymentRow.flow_id)
+                      .where(DeploymentRow.id == deployment_id)).first()
+    if found is None:
+        raise _not_found(deployment_id)
+    return found[0], found[1]
 
 
 def update(s: Session, deployment_id: str, inp: DeploymentInput, paths: list[str], now: dt.datetime | None = None,
-           settings=None):
+           settings=None) -> DeploymentView:
     now = now or utcnow()
-    row = get(s, deployment_id)
+    row, flow_name = _load(s, deployment_id)
     if "flow_data" in paths:
         storage_blocks.check_exists(s, inp.storage_block_id)
-    changed = set()
-    for path in paths:
-        if path == "flow_runner":
-            check_runner_type(inp.flow_runner_type)
-        if path == "name" and inp.name != row.name:
-            clash = s.scalar(
-                select(DeploymentRow.id).where(
-                    DeploymentRow.flow_id == row.flow_id, DeploymentRow.name == inp.name
-                )
-            )
-            if clash:
-                raise AlreadyExistsError(
-                    f"deployment {row.flow_name}/{inp.name} already exists", reason="DEPLOYMENT_EXISTS"
-                )
-        for col in _columns_for(path):
-            value = getattr(inp, col)
-            if getattr(row, col) != value:
-                setattr(row, col, value)
-                changed.add(path)
+    if "flow_runner" in paths:
+        check_runner_type(inp.flow_runner_type)
+    if "name" in paths and inp.name != row.name:
+        clash = s.scalar(
+            select(DeploymentRow.id).where(DeploymentRow.flow_id == row.flow_id, DeploymentRow.name == inp.name)
+        )
+        if clash:
+            raise AlreadyExistsError(f"deployment {flow_name}/{inp.name} already exists", reason="DEPLOYMENT_EXISTS")
+    changed = _apply(row, inp, paths)
     row.updated = now
-    s.flush()
-    if changed & set(SCHEDULING_FIELDS):
-        scheduler.reschedule_deployment(s, row, now, settings)
-    return row
+    return _settle(s, row, flow_name, changed, now, settings)
 
 
 def delete_(s: Session, deployment_id: str) -> None:
-    get(s, deployment_id)
+    _load(s, deployment_id)
     scheduler.delete_future_runs(s, deployment_id)
     s.execute(delete(DeploymentRow).where(DeploymentRow.id == deployment_id))

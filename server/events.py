@@ -31,9 +31,6 @@ class Events:
         self._waiters.setdefault(topic, set()).add(ev)
         return ev
 
-    def unsubscribe(self, topic: str, ev: asyncio.Event) -> None:
-        self._waiters.get(topic, set()).discard(ev)
-
     def publish(self, topic: str) -> None:
         """Wake every waiter of `topic`; safe from any thread."""
         if self.remote is not None:

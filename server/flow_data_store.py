@@ -1,8 +1,9 @@
 """Flow code kept by the server: blobs in the database, content-addressed by SHA-256.
 
-Uploading the same bytes twice stores them once. An upload is checked against
-the size limit while it streams in and is written in one transaction only when
-complete, so a refused or broken upload leaves nothing behind. Downloads are
+Uploading the same bytes twice stores them once. An upload is written in one
+transaction only when complete (its size limit is checked while it streams in,
+by the request limits of flowdeck.server.api.limits), so a refused or broken
+upload leaves nothing behind. Downloads are
 checked against their hash before a byte is sent.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from flowdeck.core.errors import DataLossError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, invalid_field
+from flowdeck.core.errors import DataLossError, NotFoundError, invalid_field
 from flowdeck.server.models import FlowDataBlobRow, utcnow
 
 CHUNK = 1024 * 1024
@@ -30,25 +31,13 @@ def check_sha(value: str, path: str = "sha256") -> str:
     return value
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
-
-
 class Upload:
-    """Collects one streamed upload: metadata first, then chunks, within `limit` bytes."""
+    """Collects one streamed upload: metadata first, then chunks."""
 
-    def __init__(self, limit: int):
-        self.limit = limit
+    def __init__(self):
         self.metadata = None
         self.buffer = bytearray()
         self.hasher = hashlib.sha256()
-
-    def _too_large(self, size: int) -> ResourceExhaustedError:
-        return ResourceExhaustedError(
-            f"flow data of {_mib(size)} is over the server's limit of {_mib(self.limit)} "
-            "(FLOWDECK_MAX_FLOW_DATA_BYTES)",
-            reason="FLOW_DATA_TOO_LARGE", limit=str(self.limit),
-        )
 
     def add(self, request) -> None:
         kind = request.WhichOneof("kind")
@@ -59,8 +48,6 @@ class Upload:
             meta = request.metadata
             if meta.size < 0:
                 raise invalid_field("metadata.size", meta.size, "must not be negative")
-            if meta.size > self.limit:
-                raise self._too_large(meta.size)
             for field in ("flow_name", "filename"):
                 value = getattr(meta, field)
                 if len(value) > 500 or any(ord(ch) < 32 for ch in value):
@@ -70,8 +57,6 @@ class Upload:
             if self.metadata is None:
                 raise invalid_field("metadata", "", "must come first, before any chunk",
                                     reason="UPLOAD_PROTOCOL_VIOLATION")
-            if len(self.buffer) + len(request.chunk) > self.limit:
-                raise self._too_large(len(self.buffer) + len(request.chunk))
             self.buffer += request.chunk
             self.hasher.update(request.chunk)
         else:

@@ -4,88 +4,33 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from flowdeck.server import deployments, flows, pagination
 from flowdeck.core import states
-from flowdeck.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, invalid_field
-from flowdeck.server.models import DeploymentRow, FlowRow, FlowRunRow, FlowRunStateRow, new_id, utcnow
-from flowdeck.server.names import readable_name
+from flowdeck.core.errors import FailedPreconditionError, NotFoundError, invalid_field
+from flowdeck.server.models import DeploymentRow, FlowRow, FlowRunRow, FlowRunStateRow, utcnow
+from flowdeck.server.run_inputs import FlowRunInput, StateInput, row_values
 from flowdeck.server.sqlhelpers import has_all_tags
-
-
-@dataclasses.dataclass
-class StateInput:
-    type: str
-    name: str = ""
-    message: str = ""
-
-    def resolved_name(self) -> str:
-        return self.name or states.DEFAULT_NAMES[self.type]
-
-
-@dataclasses.dataclass
-class FlowRunInput:
-    flow_id: str = ""
-    flow_name: str = ""
-    deployment_id: str | None = None
-    name: str = ""
-    parameters: dict = dataclasses.field(default_factory=dict)
-    tags: list = dataclasses.field(default_factory=list)
-    state: StateInput | None = None
-    expected_start_time: dt.datetime | None = None
-    idempotency_key: str | None = None
-    flow_runner_type: str = ""
-    flow_runner_config: dict = dataclasses.field(default_factory=dict)
-    auto_scheduled: bool = False
-
+from flowdeck.server.views import FLOW_RUNS, FlowRunView, StateRecord
 
 def _insert(s: Session):
     return pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
-
-
-def row_values(inp: FlowRunInput, flow_id: str, now: dt.datetime) -> dict:
-    state = inp.state or StateInput(states.SCHEDULED)
-    expected = inp.expected_start_time or now
-    running = state.type == states.RUNNING
-    return dict(
-        id=new_id(),
-        name=inp.name or readable_name(),
-        flow_id=flow_id,
-        deployment_id=inp.deployment_id,
-        parameters=inp.parameters,
-        tags=inp.tags,
-        state_type=state.type,
-        state_name=state.resolved_name(),
-        state_message=state.message,
-        state_timestamp=now,
-        expected_start_time=expected,
-        start_time=now if running else None,
-        end_time=None,
-        total_run_time=0.0,
-        idempotency_key=inp.idempotency_key or None,
-        flow_runner_type=inp.flow_runner_type,
-        flow_runner_config=inp.flow_runner_config,
-        auto_scheduled=inp.auto_scheduled,
-        fencing_token=0,
-        cancel_requested=False,
-        created=now,
-        updated=now,
-    )
 
 
 _RUNS = FlowRunRow.__table__
 _STATES = FlowRunStateRow.__table__
 _INSERT_RUN = insert(_RUNS)
 _INSERT_STATE = insert(_STATES)
-# Columns a new run leaves NULL (not in row_values): none has a default.
-_NULL_ON_CREATE = ("lease_id", "agent_id", "agent_name", "lease_expires", "work_queue_id")
-assert all(_RUNS.c[k].default is None and _RUNS.c[k].server_default is None for k in _NULL_ON_CREATE)
 _DEPLOYMENT_FLOW = select(DeploymentRow.__table__.c.flow_id).where(
     DeploymentRow.__table__.c.id == bindparam("dep_id"))
+_BY_KEY = FLOW_RUNS.where(_RUNS.c.idempotency_key == bindparam("key"))
+_BY_ID = FLOW_RUNS.where(_RUNS.c.id == bindparam("run_id"))
+_HISTORY = (select(_STATES.c.type, _STATES.c.name, _STATES.c.message, _STATES.c.timestamp)
+            .where(_STATES.c.flow_run_id == bindparam("run_id")).order_by(_STATES.c.id))
 _UTC = dt.timezone.utc
 
 
@@ -96,15 +41,7 @@ def _as_stored(value):
     return value
 
 
-def _persistent(s: Session, values: dict) -> FlowRunRow:
-    """The row just inserted with `values`, in the session as if loaded (no SELECT)."""
-    row = FlowRunRow(**{k: _as_stored(v) for k, v in values.items()}, **dict.fromkeys(_NULL_ON_CREATE))
-    make_transient_to_detached(row)
-    s.add(row)
-    return row
-
-
-def create(s: Session, inp: FlowRunInput, now: dt.datetime | None = None) -> FlowRunRow:
+def create(s: Session, inp: FlowRunInput, now: dt.datetime | None = None) -> FlowRunView:
     """Create a run; a known idempotency_key returns the existing run instead."""
     now = now or utcnow()
     if inp.flow_id:
@@ -122,11 +59,16 @@ def create(s: Session, inp: FlowRunInput, now: dt.datetime | None = None) -> Flo
     return _create(s, inp, flow.id, flow.name, now)
 
 
-def _create(s: Session, inp: FlowRunInput, flow_id: str, flow_name: str, now: dt.datetime) -> FlowRunRow:
+def _by_key(s: Session, key: str) -> FlowRunView | None:
+    row = s.execute(_BY_KEY, {"key": key}).first()
+    return None if row is None else FlowRunView(*row)
+
+
+def _create(s: Session, inp: FlowRunInput, flow_id: str, flow_name: str, now: dt.datetime) -> FlowRunView:
     if inp.idempotency_key:
-        existing = s.scalar(select(FlowRunRow).where(FlowRunRow.idempotency_key == inp.idempotency_key))
+        existing = _by_key(s, inp.idempotency_key)
         if existing is not None:
-            return _with_flow_name(s, existing)
+            return existing
     values = row_values(inp, flow_id, now)
     state_row = dict(flow_run_id=values["id"], type=values["state_type"], name=values["state_name"],
                      message=values["state_message"], timestamp=now)
@@ -135,18 +77,14 @@ def _create(s: Session, inp: FlowRunInput, flow_id: str, flow_name: str, now: dt
         conn = s.connection()
         conn.execute(_INSERT_RUN, values)
         conn.execute(_INSERT_STATE, state_row)
-        row = _persistent(s, values)
-        row.flow_name = flow_name
-        return row
+        return FlowRunView.from_values({k: _as_stored(v) for k, v in values.items()}, flow_name)
     # ON CONFLICT DO NOTHING on the key: a racing create with the same key
     # leaves exactly one run, and both callers get it.
-    stmt = _insert(s)(FlowRunRow).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    s.execute(stmt)
-    row = s.scalar(select(FlowRunRow).where(FlowRunRow.idempotency_key == inp.idempotency_key))
-    if row.id == values["id"]:
+    s.execute(_insert(s)(FlowRunRow).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"]))
+    view = _by_key(s, inp.idempotency_key)
+    if view.id == values["id"]:
         s.connection().execute(_INSERT_STATE, state_row)
-    row.flow_name = flow_name
-    return row
+    return view
 
 
 def create_from_deployment(
@@ -161,7 +99,7 @@ def create_from_deployment(
     state: StateInput | None = None,
     name: str = "",
     now: dt.datetime | None = None,
-) -> FlowRunRow:
+) -> FlowRunView:
     # One statement: the deployment's defaults and its flow (which exists: FK).
     dep = deployments.for_run(s, deployment_id=deployment_id, deployment_name=deployment_name)
     params = dict(dep.parameters or {})
@@ -187,28 +125,30 @@ def create_from_deployment(
     )
 
 
-def _with_flow_name(s: Session, row: FlowRunRow) -> FlowRunRow:
-    row.flow_name = s.scalar(select(FlowRow.name).where(FlowRow.id == row.flow_id))
-    return row
+def _not_found(run_id: str) -> NotFoundError:
+    return NotFoundError(f"flow run {run_id!r} not found", reason="FLOW_RUN_NOT_FOUND")
 
 
-def get(s: Session, run_id: str, *, history: bool = False, for_update: bool = False) -> FlowRunRow:
-    stmt = select(FlowRunRow).where(FlowRunRow.id == run_id)
-    if for_update and s.bind.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    row = s.scalar(stmt)
+def get(s: Session, run_id: str, *, history: bool = False) -> FlowRunView:
+    row = s.execute(_BY_ID, {"run_id": run_id}).first()
     if row is None:
-        raise NotFoundError(f"flow run {run_id!r} not found", reason="FLOW_RUN_NOT_FOUND")
-    _with_flow_name(s, row)
+        raise _not_found(run_id)
+    view = FlowRunView(*row)
     if history:
-        row.history = list(
-            s.scalars(
-                select(FlowRunStateRow)
-                .where(FlowRunStateRow.flow_run_id == run_id)
-                .order_by(FlowRunStateRow.id)
-            )
-        )
-    return row
+        view = view._replace(history=tuple(StateRecord(*h) for h in s.execute(_HISTORY, {"run_id": run_id})))
+    return view
+
+
+def _load(s: Session, run_id: str) -> tuple[FlowRunRow, str]:
+    """The run's row to change (locked on Postgres) and its flow's name."""
+    stmt = (select(FlowRunRow, FlowRow.name).join(FlowRow, FlowRow.id == FlowRunRow.flow_id)
+            .where(FlowRunRow.id == run_id))
+    if s.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=FlowRunRow)
+    found = s.execute(stmt).first()
+    if found is None:
+        raise _not_found(run_id)
+    return found[0], found[1]
 
 
 @dataclasses.dataclass
@@ -224,7 +164,7 @@ class RunFilter:
     descending: bool = False
 
 
-def filtered(stmt, f: RunFilter, dialect: str):
+def _filtered(stmt, f: RunFilter, dialect: str):
     if f.flow_id:
         stmt = stmt.where(FlowRunRow.flow_id == f.flow_id)
     if f.flow_name:
@@ -244,23 +184,32 @@ def filtered(stmt, f: RunFilter, dialect: str):
     return stmt
 
 
-def list_(s: Session, f: RunFilter, page_size: int, page_token: str):
-    order = FlowRunRow.expected_start_time.desc() if f.descending else FlowRunRow.expected_start_time
-    tiebreak = FlowRunRow.id.desc() if f.descending else FlowRunRow.id
-    stmt = (
-        select(FlowRunRow, FlowRow.name)
-        .join(FlowRow, FlowRow.id == FlowRunRow.flow_id)
-        .order_by(order, tiebreak)
-    )
-    stmt = filtered(stmt, f, s.bind.dialect.name)
-    size = pagination.page_size(page_size)
-    offset = pagination.decode(page_token)
-    rows = s.execute(stmt.offset(offset).limit(size + 1)).all()
-    out = []
-    for row, fname in rows[:size]:
-        row.flow_name = fname
-        out.append(row)
-    return out, (pagination.encode(offset + size) if len(rows) > size else "")
+def _by_start(descending: bool) -> pagination.Order:
+    return pagination.Order(pagination.Key(_RUNS.c.expected_start_time, "expected_start_time", descending),
+                            pagination.Key(_RUNS.c.id, "id", descending))
+
+
+_SOONEST_FIRST = _by_start(False)
+_LATEST_FIRST = _by_start(True)
+
+
+def _view(row) -> FlowRunView:
+    return FlowRunView(*row)
+
+
+def list_(s: Session, f: RunFilter, page_size: int, page_token: str) -> tuple[list[FlowRunView], str]:
+    stmt = _filtered(FLOW_RUNS, f, s.bind.dialect.name)
+    order = _LATEST_FIRST if f.descending else _SOONEST_FIRST
+    return pagination.paginate(s, stmt, order, page_size, page_token, listing="flow_runs", filter_=f,
+                               build=_view)
+
+
+def upcoming(s: Session, deployment_id: str, page_size: int, page_token: str) -> tuple[list[FlowRunView], str]:
+    """A deployment's SCHEDULED runs, soonest first (NOT_FOUND for an unknown deployment)."""
+    deployments.get(s, deployment_id)
+    stmt = FLOW_RUNS.where(_RUNS.c.deployment_id == deployment_id, _RUNS.c.state_type == states.SCHEDULED)
+    return pagination.paginate(s, stmt, _SOONEST_FIRST, page_size, page_token, listing="upcoming_runs",
+                               filter_=deployment_id, build=_view)
 
 
 def apply_state(s: Session, row: FlowRunRow, state: StateInput, now: dt.datetime) -> None:
@@ -295,9 +244,9 @@ def set_state(
     force: bool = False,
     fencing_token: int = 0,
     now: dt.datetime | None = None,
-) -> FlowRunRow:
+) -> FlowRunView:
     now = now or utcnow()
-    row = get(s, run_id, for_update=True)
+    row, flow_name = _load(s, run_id)
     if fencing_token and not row.lease_id and row.state_type not in states.TERMINAL:
         # The lease was released or lapsed (the run went back to its queue):
         # the token no longer entitles anyone to report on this run.
@@ -318,14 +267,14 @@ def set_state(
                                      current=row.state_type, requested=state.type)
     apply_state(s, row, state, now)
     s.flush()
-    return row
+    return FlowRunView.of(row, flow_name)
 
 
-def cancel(s: Session, run_id: str, now: dt.datetime | None = None) -> FlowRunRow:
+def cancel(s: Session, run_id: str, now: dt.datetime | None = None) -> FlowRunView:
     """SCHEDULED and un-held PENDING runs are cancelled at once; a held run is
     flagged and its agent told (it reports CANCELLED once the flow is stopped)."""
     now = now or utcnow()
-    row = get(s, run_id, for_update=True)
+    row, flow_name = _load(s, run_id)
     if row.state_type in states.TERMINAL:
         raise FailedPreconditionError(
             f"flow run {run_id} is already {row.state_type}", reason="ILLEGAL_TRANSITION"
@@ -336,10 +285,10 @@ def cancel(s: Session, run_id: str, now: dt.datetime | None = None) -> FlowRunRo
     else:
         apply_state(s, row, StateInput(states.CANCELLED, "Cancelled", "cancelled by request"), now)
     s.flush()
-    return row
+    return FlowRunView.of(row, flow_name)
 
 
 def delete_(s: Session, run_id: str) -> None:
-    get(s, run_id)
     s.execute(delete(FlowRunStateRow).where(FlowRunStateRow.flow_run_id == run_id))
-    s.execute(delete(FlowRunRow).where(FlowRunRow.id == run_id))
+    if not s.execute(delete(FlowRunRow).where(FlowRunRow.id == run_id)).rowcount:
+        raise _not_found(run_id)

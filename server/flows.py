@@ -42,11 +42,15 @@ def get_by_name(s: Session, name: str) -> FlowRow:
     return row
 
 
-def list_(s: Session, page_size: int, page_token: str, name_prefix: str = ""):
-    stmt = select(FlowRow).order_by(FlowRow.name)
+_NAME_ORDER = pagination.Order(pagination.Key(FlowRow.name, "name"))
+
+
+def list_(s: Session, page_size: int, page_token: str, name_prefix: str = "") -> tuple[list[FlowRow], str]:
+    stmt = select(FlowRow)
     if name_prefix:
         stmt = stmt.where(FlowRow.name.startswith(name_prefix, autoescape=True))
-    return pagination.paginate(stmt, s, page_size, page_token)
+    return pagination.paginate(s, stmt, _NAME_ORDER, page_size, page_token, listing="flows", filter_=name_prefix,
+                               scalars=True)
 
 
 def delete_(s: Session, flow_id: str) -> None:

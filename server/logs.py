@@ -33,12 +33,13 @@ def create_many(s: Session, records: list[LogInput]) -> int:
     return len(records)
 
 
-def list_(s: Session, flow_run_id: str, page_size: int, page_token: str, min_level: int = 0):
+_BY_TIME = pagination.Order(pagination.Key(LogRow.timestamp, "timestamp"), pagination.Key(LogRow.id, "id"))
+
+
+def list_(s: Session, flow_run_id: str, page_size: int, page_token: str,
+          min_level: int = 0) -> tuple[list[LogRow], str]:
     if s.get(FlowRunRow, flow_run_id) is None:
         raise NotFoundError(f"flow run {flow_run_id!r} not found", reason="FLOW_RUN_NOT_FOUND")
-    stmt = (
-        select(LogRow)
-        .where(LogRow.flow_run_id == flow_run_id, LogRow.level >= min_level)
-        .order_by(LogRow.timestamp, LogRow.id)
-    )
-    return pagination.paginate(stmt, s, page_size, page_token)
+    stmt = select(LogRow).where(LogRow.flow_run_id == flow_run_id, LogRow.level >= min_level)
+    return pagination.paginate(s, stmt, _BY_TIME, page_size, page_token, listing="logs",
+                               filter_=[flow_run_id, min_level], scalars=True)

@@ -15,6 +15,8 @@ import asyncio
 import logging
 import uuid
 
+from sqlalchemy.engine import make_url
+
 from flowdeck.server.events import call_in_loop
 
 log = logging.getLogger("flowdeck.server.notify")
@@ -24,8 +26,6 @@ TOPICS = ("runs", "cancel")
 
 
 def _conninfo(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
@@ -52,7 +52,7 @@ class Notifier:
         return [asyncio.ensure_future(self._sender()), asyncio.ensure_future(self._listener())]
 
     async def _sender(self) -> None:
-        import psycopg
+        import psycopg  # only Postgres servers need it
 
         conn = None
         try:
@@ -77,7 +77,7 @@ class Notifier:
                 await conn.close()
 
     async def _listener(self) -> None:
-        import psycopg
+        import psycopg  # only Postgres servers need it
 
         delay = 0.5
         while True:
@@ -104,6 +104,6 @@ class Notifier:
 
 
 def start(app) -> list[asyncio.Task]:
-    if app.db.is_sqlite or not getattr(app.settings, "pg_notify", True):
+    if app.db.is_sqlite or not app.settings.pg_notify:
         return []
     return Notifier(app).start()

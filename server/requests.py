@@ -1,4 +1,6 @@
-"""AIP-155 request ids: the first response to a request_id is kept and replayed."""
+"""AIP-155 request ids: the first response to a request_id is kept and replayed
+for `request_log_retention_seconds` (a day by default); a background loop
+(flowdeck.server.loops) prunes older entries, so the table stays bounded."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,11 +9,8 @@ import uuid
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from flowdeck.core.errors import InvalidArgumentError, invalid_field
+from flowdeck.core.errors import invalid_field
 from flowdeck.server.models import RequestLogRow, utcnow
-
-KEEP = dt.timedelta(days=7)
-
 
 def check_request_id(request_id: str) -> str:
     """The request_id in canonical form ("" when not given): every spelling
@@ -40,6 +39,7 @@ def save(s: Session, method: str, request_id: str, response: bytes) -> None:
                                    "created": utcnow()})
 
 
-def prune(s: Session, now: dt.datetime | None = None) -> int:
-    cutoff = (now or utcnow()) - KEEP
+def prune(s: Session, retention_seconds: float, now: dt.datetime | None = None) -> int:
+    """Forget the responses kept longer than the retention window; returns how many."""
+    cutoff = (now or utcnow()) - dt.timedelta(seconds=retention_seconds)
     return s.execute(delete(RequestLogRow).where(RequestLogRow.created < cutoff)).rowcount

@@ -31,17 +31,19 @@ import datetime as dt
 import functools
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from flowdeck.core import states
-from flowdeck.server.models import DeploymentRow, FlowRunRow, FlowRunStateRow, utcnow
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flowdeck.server.db import Database
-    from flowdeck.server.settings import Settings
+from flowdeck.core.schedules import schedule_from_dict
+from flowdeck.server.db import Database
+from flowdeck.server.models import DeploymentRow, FlowRunRow, FlowRunStateRow, new_id, utcnow
+from flowdeck.server.names import ADJECTIVES, ANIMALS, readable_name
+from flowdeck.server.run_inputs import FlowRunInput, StateInput, row_values
+from flowdeck.server.settings import Settings
 
 log = logging.getLogger("flowdeck.server.scheduler")
 
@@ -67,31 +69,19 @@ def idempotency_key(deployment_id: str, slot: dt.datetime) -> str:
     return f"scheduled {deployment_id} {slot.astimezone(UTC).isoformat()}"
 
 
-def _settings(settings: "Settings | None") -> "Settings":
+def _settings(settings: Settings | None) -> Settings:
     if settings is not None:
         return settings
     return _default_settings()
 
 
 @functools.lru_cache(maxsize=1)
-def _default_settings() -> "Settings":
-    from flowdeck.server.settings import Settings
-
+def _default_settings() -> Settings:
     return Settings.from_env()
-
-
-def _insert_fn(s: Session):
-    if s.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as ins
-    else:
-        from sqlalchemy.dialects.sqlite import insert as ins
-    return ins
 
 
 @functools.lru_cache(maxsize=4096)
 def _schedule_for(key: str):
-    from flowdeck.core.schedules import schedule_from_dict
-
     return schedule_from_dict(json.loads(key))
 
 
@@ -124,7 +114,7 @@ class Planner:
 
     MEMO_LIMIT = 5000
 
-    def __init__(self, settings: "Settings", now: dt.datetime):
+    def __init__(self, settings: Settings, now: dt.datetime):
         self.now = now.astimezone(UTC)
         self.min_runs = max(0, int(settings.scheduler_min_runs))
         self.max_runs = max(self.min_runs, int(settings.scheduler_max_runs))
@@ -186,8 +176,6 @@ class Planner:
 # -- inserting runs -----------------------------------------------------------
 
 def _run_template(dep, now: dt.datetime) -> dict:
-    from flowdeck.server.flow_runs import FlowRunInput, StateInput, row_values
-
     inp = FlowRunInput(
         flow_id=dep.flow_id,
         deployment_id=dep.id,
@@ -214,9 +202,6 @@ def insert_runs(s: Session, work: Iterable[tuple[Any, list[dt.datetime]]], now: 
 
 
 def _insert_runs_generic(s: Session, work, now: dt.datetime) -> int:
-    from flowdeck.server.models import new_id
-    from flowdeck.server.names import readable_name
-
     rows: list[dict] = []
     for dep, slots in work:
         template = _run_template(dep, now)
@@ -229,7 +214,7 @@ def _insert_runs_generic(s: Session, work, now: dt.datetime) -> int:
             rows.append(row)
     conn = s.connection()
     stmt = (
-        _insert_fn(s)(_RUNS)
+        sqlite_insert(_RUNS)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(_RUNS.c.id)
     )
@@ -279,8 +264,6 @@ _PG_CHUNK = 20000
 
 
 def _insert_runs_pg(s: Session, work, now: dt.datetime) -> int:
-    from flowdeck.server.names import ADJECTIVES, ANIMALS
-
     conn = s.connection()
     created = 0
     deps: list[str] = []
@@ -325,22 +308,34 @@ def delete_future_runs(s: Session, deployment_id: str) -> int:
     ).rowcount
 
 
-def _is_active(row) -> bool:
-    return bool(row.schedule) and bool(row.is_schedule_active)
+def has_active_schedule(dep) -> bool:
+    """The deployment (a row or view) has a schedule and it is not paused."""
+    return bool(dep.schedule) and bool(dep.is_schedule_active)
+
+
+def _plan_for(dep, planner: Planner) -> Plan | None:
+    """The deployment's next slots; None when it has nothing to schedule."""
+    if not has_active_schedule(dep):
+        return None
+    try:
+        key, sched = schedule_of(dep.schedule)
+    except ValueError as e:  # a schedule stored before validation got stricter
+        log.warning("deployment %s has an invalid schedule, not scheduling it: %s", dep.id, e)
+        return None
+    return planner.plan(key, sched, dep.scheduled_until, dep.catchup)
 
 
 def schedule_deployment(s: Session, row: DeploymentRow, now: dt.datetime | None = None,
-                        settings: "Settings | None" = None) -> int:
+                        settings: Settings | None = None) -> int:
     """Create the runs for the deployment's next slots (from where the scheduler
     got to, see the module doc) and move its bookkeeping on. Returns how many
     runs were created."""
     now = now or utcnow()
-    if not _is_active(row):
+    plan = _plan_for(row, Planner(_settings(settings), now))
+    if plan is None:
         row.scheduler_due_at = NEVER
         return 0
     s.flush()  # the bulk insert reads the deployment row
-    key, sched = schedule_of(row.schedule)
-    plan = Planner(_settings(settings), now).plan(key, sched, row.scheduled_until, row.catchup)
     created = insert_runs(s, [(row, plan.slots)], now)
     row.scheduled_until = plan.scheduled_until
     row.scheduler_due_at = plan.due_at
@@ -348,7 +343,7 @@ def schedule_deployment(s: Session, row: DeploymentRow, now: dt.datetime | None 
 
 
 def reschedule_deployment(s: Session, row: DeploymentRow, now: dt.datetime | None = None,
-                          settings: "Settings | None" = None, *, fresh: bool = False) -> int:
+                          settings: Settings | None = None, *, fresh: bool = False) -> int:
     """Replace the deployment's future auto-scheduled runs: delete those that have
     not started and create them afresh from now (same transaction as the change).
     Paused or unscheduled deployments keep none. `fresh`: the deployment was just
@@ -360,31 +355,18 @@ def reschedule_deployment(s: Session, row: DeploymentRow, now: dt.datetime | Non
     row.scheduled_until = None
     row.scheduler_due_at = None
     created = 0
-    if not _is_active(row):
+    if not has_active_schedule(row):
         row.scheduler_due_at = NEVER
     elif settings.scheduler_enabled:
         created = schedule_deployment(s, row, now, settings)
     s.flush()
-    row.next_run_time = next_run_time(s, row.id) if created or not fresh else None
     return created
 
 
-# -- next run times for the API ---------------------------------------------
-
-def next_run_times(s: Session, deployment_ids: list[str]) -> dict[str, dt.datetime]:
-    """Each deployment's earliest SCHEDULED run's expected start (one grouped query)."""
-    if not deployment_ids:
-        return {}
-    rows = s.execute(
-        select(FlowRunRow.deployment_id, func.min(FlowRunRow.expected_start_time))
-        .where(FlowRunRow.deployment_id.in_(deployment_ids), FlowRunRow.state_type == states.SCHEDULED)
-        .group_by(FlowRunRow.deployment_id)
-    ).all()
-    return {dep_id: t for dep_id, t in rows if t is not None}
-
-
 def next_run_time(s: Session, deployment_id: str) -> dt.datetime | None:
-    return next_run_times(s, [deployment_id]).get(deployment_id)
+    """The deployment's earliest SCHEDULED run's expected start (the API's next_run_time)."""
+    return s.scalar(select(func.min(FlowRunRow.expected_start_time)).where(
+        FlowRunRow.deployment_id == deployment_id, FlowRunRow.state_type == states.SCHEDULED))
 
 
 # -- the pass -----------------------------------------------------------------
@@ -414,16 +396,10 @@ def _top_up_page(s: Session, rows, planner: Planner) -> int:
     work = []
     marks = []
     for r in rows:
-        if not _is_active(r):
+        plan = _plan_for(r, planner)
+        if plan is None:
             marks.append(dict(b_id=r.id, b_until=r.scheduled_until, b_due=NEVER))
             continue
-        try:
-            key, sched = schedule_of(r.schedule)
-        except ValueError as e:  # a schedule stored before validation got stricter
-            log.warning("deployment %s has an invalid schedule, not scheduling it: %s", r.id, e)
-            marks.append(dict(b_id=r.id, b_until=r.scheduled_until, b_due=NEVER))
-            continue
-        plan = planner.plan(key, sched, r.scheduled_until, r.catchup)
         work.append((r, plan.slots))
         marks.append(dict(b_id=r.id, b_until=plan.scheduled_until, b_due=plan.due_at))
     created = insert_runs(s, work, planner.now)
@@ -445,7 +421,7 @@ def _top_up_page(s: Session, rows, planner: Planner) -> int:
     return created
 
 
-def run_scheduler_pass(db: "Database", settings: "Settings | None" = None, now: dt.datetime | None = None,
+def run_scheduler_pass(db: Database, settings: Settings | None = None, now: dt.datetime | None = None,
                        *, page_size: int = PAGE_SIZE) -> int:
     """Top up every active scheduled deployment that is due, `page_size`
     deployments per transaction. Returns how many runs were created.
@@ -497,7 +473,7 @@ def _skip_locked(*conditions):
     return select(_RUNS.c.id).where(*conditions).with_for_update(skip_locked=True)
 
 
-def mark_late_runs(s: Session, settings: "Settings | None" = None, now: dt.datetime | None = None) -> int:
+def mark_late_runs(s: Session, settings: Settings | None = None, now: dt.datetime | None = None) -> int:
     """SCHEDULED runs not picked up late_after_seconds after their expected start
     get the state name "Late" (the type stays SCHEDULED). One bulk UPDATE."""
     now = (now or utcnow()).astimezone(UTC)
@@ -559,7 +535,7 @@ class TickResult:
     late: int = 0
 
 
-def scheduler_tick(db: "Database", settings: "Settings | None" = None, now: dt.datetime | None = None) -> TickResult:
+def scheduler_tick(db: Database, settings: Settings | None = None, now: dt.datetime | None = None) -> TickResult:
     """One loop iteration: top up schedules, expire runs past max_lateness, mark late runs."""
     now = (now or utcnow()).astimezone(UTC)
     settings = _settings(settings)

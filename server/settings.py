@@ -58,6 +58,8 @@ class Settings(BaseModel):
     rpc_deadline_seconds: float = 120.0
     # An open lease stream re-checks its API key at most this often.
     auth_recheck_seconds: float = 5.0
+    # How long a request_id's first response is kept for replays (AIP-155).
+    request_log_retention_seconds: float = 86400.0
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

@@ -4,8 +4,8 @@
   canonical JSON of the config (secrets included), unique in the table, so
   creating an equal block again returns the existing one, even under races.
 - Secrets are stored as given (the database is the trust boundary) and leave the
-  server only through `lease_config`, which the agent service calls when it
-  leases a run whose flow code needs them. Everything else (`public`, hence
+  server only through `lease_configs`, read when a run whose flow code needs
+  them is leased to an agent. Everything else (`public`, hence
   Get/List/replayed responses) shows them masked as "********".
 - A block is not deleted while a deployment references it (FAILED_PRECONDITION;
   the RESTRICT foreign key is the backstop under races).
@@ -24,8 +24,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from flowdeck.server import pagination
-from flowdeck.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, invalid_field
+from flowdeck.core.errors import FailedPreconditionError, NotFoundError, invalid_field
 from flowdeck.server.models import DeploymentRow, FlowRow, StorageBlockRow, new_id, utcnow
+from flowdeck.server.views import StorageBlockView
 
 MASK = "********"
 # Field names whose values are secrets (masked everywhere but in a lease).
@@ -96,20 +97,22 @@ def masked(config: dict) -> dict:
     return {k: (MASK if is_secret(k) and v not in (None, "") else v) for k, v in (config or {}).items()}
 
 
-def public(row: StorageBlockRow) -> StorageBlockRow:
-    """A detached view of the row with secrets masked (what the API returns)."""
-    view = StorageBlockRow(
-        id=row.id, type=row.type, config=masked(row.config), config_hash="", is_default=row.is_default,
-        created=row.created, updated=row.updated,
-    )
-    return view
+def public(row: StorageBlockRow) -> StorageBlockView:
+    """The block with its secrets masked: what the API returns."""
+    return StorageBlockView(id=row.id, type=row.type, config=masked(row.config), is_default=bool(row.is_default),
+                            created=row.created, updated=row.updated)
+
+
+def _one(s: Session, *where) -> StorageBlockRow | None:
+    """The block matching `where` (the newest default when several were)."""
+    return s.scalar(select(StorageBlockRow).where(*where).order_by(StorageBlockRow.updated.desc()).limit(1))
 
 
 def create(s: Session, block_type: str, config: dict, *, make_default: bool = False) -> StorageBlockRow:
     """Get-or-create the block with this type and config."""
     cfg = normalize(block_type, config)
     digest = config_hash(block_type, cfg)
-    row = s.scalar(select(StorageBlockRow).where(StorageBlockRow.config_hash == digest))
+    row = _one(s, StorageBlockRow.config_hash == digest)
     if row is None:
         # ON CONFLICT DO NOTHING: two callers creating one block both get it.
         insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
@@ -120,31 +123,33 @@ def create(s: Session, block_type: str, config: dict, *, make_default: bool = Fa
                     created=now, updated=now)
             .on_conflict_do_nothing(index_elements=["config_hash"])
         )
-        row = s.scalar(select(StorageBlockRow).where(StorageBlockRow.config_hash == digest))
+        row = _one(s, StorageBlockRow.config_hash == digest)
     if make_default and not row.is_default:
         row = set_default(s, row.id)
     return row
 
 
-def get(s: Session, block_id: str) -> StorageBlockRow:
+def get(s: Session, block_id: str, hint: str = "") -> StorageBlockRow:
     row = s.get(StorageBlockRow, block_id)
     if row is None:
-        raise NotFoundError(f"storage block {block_id!r} not found", reason="STORAGE_BLOCK_NOT_FOUND")
+        raise NotFoundError(f"storage block {block_id!r} not found{hint}", reason="STORAGE_BLOCK_NOT_FOUND",
+                            block_id=block_id)
     return row
 
 
 def check_exists(s: Session, block_id: str | None) -> None:
     """For deployments naming a block: an unknown id is a clear error."""
-    if block_id and s.scalar(select(StorageBlockRow.id).where(StorageBlockRow.id == block_id)) is None:
-        raise NotFoundError(
-            f"storage block {block_id!r} not found (create it with `flowdeck storage create`)",
-            reason="STORAGE_BLOCK_NOT_FOUND", block_id=block_id,
-        )
+    if block_id:
+        get(s, block_id, " (create it with `flowdeck storage create`)")
 
 
-def list_(s: Session, page_size: int, page_token: str):
-    stmt = select(StorageBlockRow).order_by(StorageBlockRow.created, StorageBlockRow.id)
-    return pagination.paginate(stmt, s, page_size, page_token)
+_OLDEST_FIRST = pagination.Order(pagination.Key(StorageBlockRow.created, "created"),
+                                 pagination.Key(StorageBlockRow.id, "id"))
+
+
+def list_(s: Session, page_size: int, page_token: str) -> tuple[list[StorageBlockRow], str]:
+    return pagination.paginate(s, select(StorageBlockRow), _OLDEST_FIRST, page_size, page_token,
+                               listing="storage_blocks", scalars=True)
 
 
 def delete_(s: Session, block_id: str) -> None:
@@ -186,9 +191,7 @@ def set_default(s: Session, block_id: str) -> StorageBlockRow:
 
 
 def get_default(s: Session) -> StorageBlockRow:
-    row = s.scalar(
-        select(StorageBlockRow).where(StorageBlockRow.is_default.is_(True)).order_by(StorageBlockRow.updated.desc())
-    )
+    row = _one(s, StorageBlockRow.is_default.is_(True))
     if row is None:
         raise NotFoundError("no default storage block is set (see `flowdeck storage set-default`)",
                        reason="NO_DEFAULT_STORAGE_BLOCK")
@@ -198,10 +201,12 @@ def get_default(s: Session) -> StorageBlockRow:
 def find(s: Session, block_type: str, config: dict) -> StorageBlockRow | None:
     """The block with exactly this type and config, if registered."""
     digest = config_hash(block_type, normalize(block_type, config))
-    return s.scalar(select(StorageBlockRow).where(StorageBlockRow.config_hash == digest))
+    return _one(s, StorageBlockRow.config_hash == digest)
 
 
-def lease_config(s: Session, block_id: str) -> tuple[str, dict]:
-    """(type, config with secrets in clear): only for a run's lease. Never log it."""
-    row = get(s, block_id)
-    return row.type, dict(row.config or {})
+def lease_configs(s: Session, block_ids) -> dict[str, tuple[str, dict]]:
+    """Block id -> (type, config with secrets in clear) of the blocks that
+    exist: only for runs' leases. Never log them."""
+    rows = s.execute(select(StorageBlockRow.id, StorageBlockRow.type, StorageBlockRow.config)
+                     .where(StorageBlockRow.id.in_(list(block_ids)))).all()
+    return {block_id: (block_type, dict(config or {})) for block_id, block_type, config in rows}

@@ -16,14 +16,17 @@ from sqlalchemy.orm import Session
 from flowdeck.server import pagination
 from flowdeck.core import states
 from flowdeck.server.deployments import RUNNER_TYPES
-from flowdeck.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, invalid_field
-from flowdeck.server.models import DeploymentRow, FlowRow, FlowRunRow, WorkQueueRow, utcnow
+from flowdeck.core.errors import AlreadyExistsError, NotFoundError, invalid_field
+from flowdeck.server.models import DeploymentRow, FlowRunRow, WorkQueueRow, utcnow
 from flowdeck.server.sqlhelpers import has_all_tags
+from flowdeck.server.views import FLOW_RUNS, FlowRunView
 
 # Fields UpdateWorkQueue's mask may name.
 MUTABLE = ("name", "description", "filter", "is_paused", "concurrency_limit")
 ACTIVE = (states.PENDING, states.RUNNING)
 DEFAULT_RUNNER = "universal"
+# Runs a preview shows at the most.
+PREVIEW_LIMIT = 200
 
 
 @dataclasses.dataclass
@@ -96,8 +99,12 @@ def by_names(s: Session, names: list[str], path: str = "work_queues") -> list[Wo
     return [rows[n] for n in names]
 
 
-def list_(s: Session, page_size: int, page_token: str):
-    return pagination.paginate(select(WorkQueueRow).order_by(WorkQueueRow.name), s, page_size, page_token)
+_NAME_ORDER = pagination.Order(pagination.Key(WorkQueueRow.name, "name"))
+
+
+def list_(s: Session, page_size: int, page_token: str) -> tuple[list[WorkQueueRow], str]:
+    return pagination.paginate(s, select(WorkQueueRow), _NAME_ORDER, page_size, page_token, listing="work_queues",
+                               scalars=True)
 
 
 def update(s: Session, queue_id: str, inp: WorkQueueInput, paths: list[str],
@@ -148,19 +155,6 @@ def matches(q: WorkQueueRow, dialect: str):
     return and_(true(), *conds)
 
 
-def run_matches(q: WorkQueueRow, run: FlowRunRow) -> bool:
-    """The same rule in Python (for one run already loaded)."""
-    if run.deployment_id is None:
-        return False
-    if not set(q.filter_tags or []) <= set(run.tags or []):
-        return False
-    if q.filter_deployment_ids and run.deployment_id not in q.filter_deployment_ids:
-        return False
-    if q.filter_flow_runner_types and (run.flow_runner_type or DEFAULT_RUNNER) not in q.filter_flow_runner_types:
-        return False
-    return True
-
-
 def active_count(s: Session, queue_id: str) -> int:
     """Runs leased through this queue that are PENDING or RUNNING."""
     return s.scalar(
@@ -170,23 +164,18 @@ def active_count(s: Session, queue_id: str) -> int:
     ) or 0
 
 
-def preview(s: Session, q: WorkQueueRow, within_seconds: float, limit: int = 200,
-            now: dt.datetime | None = None) -> list[FlowRunRow]:
-    """SCHEDULED runs matching the queue that are due within the next N seconds."""
+def preview(s: Session, q: WorkQueueRow, within_seconds: float, limit: int = PREVIEW_LIMIT,
+            now: dt.datetime | None = None) -> tuple[list[FlowRunView], bool]:
+    """SCHEDULED runs matching the queue that are due within the next N
+    seconds, soonest first: at most `limit`, and whether more were left out."""
     now = now or utcnow()
-    stmt = (
-        select(FlowRunRow, FlowRow.name)
-        .join(FlowRow, FlowRow.id == FlowRunRow.flow_id)
-        .where(
+    rows = s.execute(
+        FLOW_RUNS.where(
             FlowRunRow.state_type == states.SCHEDULED,
             FlowRunRow.expected_start_time <= now + dt.timedelta(seconds=within_seconds),
             matches(q, s.bind.dialect.name),
         )
         .order_by(FlowRunRow.expected_start_time, FlowRunRow.id)
-        .limit(limit)
-    )
-    out = []
-    for row, fname in s.execute(stmt).all():
-        row.flow_name = fname
-        out.append(row)
-    return out
+        .limit(limit + 1)
+    ).all()
+    return [FlowRunView(*r) for r in rows[:limit]], len(rows) > limit

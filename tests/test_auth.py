@@ -2,7 +2,7 @@
 
 The matrix calls every RPC the server serves with no key, a bad key, a key of
 each scope and a revoked key, and checks the outcome against SCOPE_FOR, the
-one table in flowdeck.server.api.auth: UNAUTHENTICATED and PERMISSION_DENIED
+one table in flowdeck.server.api.scopes: UNAUTHENTICATED and PERMISSION_DENIED
 come back exactly when the table says (a permitted call may still fail with
 INVALID_ARGUMENT, NOT_FOUND, ...). A new RPC without a scope fails here.
 """
@@ -55,11 +55,11 @@ def registered_services() -> set[str]:
 
 
 def test_every_rpc_has_exactly_one_scope():
-    from flowdeck.server.api.auth import ALLOWED, SCOPE_FOR
+    from flowdeck.server.api.scopes import ALLOWED, SCOPE_FOR
 
     methods = all_methods()
     missing = sorted(set(methods) - set(SCOPE_FOR))
-    assert not missing, f"RPCs without a scope in flowdeck.server.api.auth.SCOPE_FOR: {missing}"
+    assert not missing, f"RPCs without a scope in flowdeck.server.api.scopes.SCOPE_FOR: {missing}"
     stale = sorted(set(SCOPE_FOR) - set(methods))
     assert not stale, f"SCOPE_FOR names RPCs that do not exist: {stale}"
     assert all(need in ALLOWED for need in SCOPE_FOR.values())
@@ -128,7 +128,7 @@ def call_rpc(channel, method_name: str, md, metadata, timeout: float = 10.0):
 
 @pytest.mark.parametrize("method_name", sorted(all_methods()), ids=lambda m: m.rsplit("/", 1)[-1])
 def test_auth_matrix(matrix, method_name):
-    from flowdeck.server.api.auth import OPEN, SCOPE_FOR, needed_text, scopes_allowed
+    from flowdeck.server.api.scopes import OPEN, SCOPE_FOR, needed_text, scopes_allowed
 
     channel, keys = matrix
     md = all_methods()[method_name]

@@ -158,3 +158,44 @@ def test_server_side_work_has_a_deadline(tmp_path, monkeypatch, wire):
             assert c.list_flows() == []
     finally:
         server.stop()
+
+
+def test_client_streams_are_limit_checked_before_the_handler_sees_them(tmp_path, monkeypatch):
+    """UploadFlowData is a client stream: the request limits check each of its
+    messages on the way in, so a handler that keeps no limit of its own still
+    never gets past max_flow_data_bytes (nor a declared size over it)."""
+    from flowdeck.server.api.flow_data_servicer import FlowDataServicer
+    from flowdeck.server.app import ThreadedServer
+    from flowdeck.server.settings import Settings
+    from flowdeck.v1 import flow_data_service_pb2 as fpb
+    from flowdeck.v1 import flow_data_service_pb2_grpc as frpc
+
+    received = []
+
+    async def no_limit_of_its_own(self, request_iterator, context):
+        async for request in request_iterator:
+            received.append(len(request.chunk))
+        return fpb.UploadFlowDataResponse(size=sum(received))
+
+    monkeypatch.setattr(FlowDataServicer, "UploadFlowData", no_limit_of_its_own)
+    server = ThreadedServer(Settings(home=tmp_path, port=0, max_flow_data_bytes=4096), background=False)
+    address = server.start()
+    try:
+        with grpc.insecure_channel(address) as channel:
+            upload = frpc.FlowDataServiceStub(channel).UploadFlowData
+
+            def send(size: int, chunks: list[int]):
+                received.clear()
+                messages = [fpb.UploadFlowDataRequest(metadata=fpb.FlowDataMetadata(flow_name="f", size=size))]
+                messages += [fpb.UploadFlowDataRequest(chunk=b"z" * n) for n in chunks]
+                return upload(iter(messages), timeout=20)
+
+            assert send(0, [2000, 2000]).size == 4000  # within the limit: the handler gets it all
+            for size, chunks in ((0, [2000, 2000, 2000]), (5000, [])):
+                with pytest.raises(grpc.RpcError) as err:
+                    send(size, chunks)
+                assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "FLOWDECK_MAX_FLOW_DATA_BYTES" in err.value.details()
+                assert sum(received) <= 4096  # the piece over the limit never reached the handler
+    finally:
+        server.stop()

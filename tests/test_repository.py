@@ -410,9 +410,76 @@ def test_page_tokens_and_sizes_are_validated(db):
                 flow_runs.list_(s, RunFilter(), 10, bad)
         with pytest.raises(InvalidArgumentError, match="page_size"):
             flows.list_(s, -1, "")
-    assert pagination.decode(pagination.encode(40)) == 40
+    order = pagination.Order(pagination.Key(FlowRunRow.expected_start_time, "expected_start_time"),
+                             pagination.Key(FlowRunRow.id, "id"))
+    token = pagination.encode([T0, "r1"], "runs", {"a": 1})
+    assert pagination.decode(token, order, "runs", {"a": 1}) == [T0, "r1"]
     assert pagination.page_size(0) == pagination.DEFAULT_PAGE_SIZE
     assert pagination.page_size(10**9) == pagination.MAX_PAGE_SIZE
+
+
+def _page_all(db, f: RunFilter, size: int, between_pages=lambda: None) -> list[str]:
+    seen, token = [], ""
+    while True:
+        with db.read() as s:
+            rows, token = flow_runs.list_(s, f, size, token)
+        seen += [r.name for r in rows]
+        if not token:
+            return seen
+        between_pages()
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_paging_while_runs_are_inserted_never_repeats_or_skips(db, descending):
+    """Runs inserted between pages (before, among and after those already
+    seen) neither repeat a run nor push one out of view."""
+    with db.write() as s:
+        for i in range(20):
+            flow_runs.create(s, FlowRunInput(flow_name="f", name=f"old{i:02d}",
+                                             expected_start_time=T0 + dt.timedelta(minutes=2 * i)))
+    inserted = []
+
+    def insert_some():
+        n = len(inserted)
+        with db.write() as s:
+            for minutes in (-10, 2 * n + 1, 2 * n, 100):  # earlier, among, a tie, later
+                inserted.append(flow_runs.create(s, FlowRunInput(
+                    flow_name="f", name=f"new{len(inserted):02d}",
+                    expected_start_time=T0 + dt.timedelta(minutes=minutes))).name)
+
+    seen = _page_all(db, RunFilter(descending=descending), 3, insert_some)
+    assert len(seen) == len(set(seen))  # nothing twice
+    assert {f"old{i:02d}" for i in range(20)} <= set(seen)  # nothing that was there vanished
+    # What is seen is in order, even where new rows came in.
+    with db.read() as s:
+        starts = {r.name: (r.expected_start_time, r.id) for r in flow_runs.list_(s, RunFilter(), 1000, "")[0]}
+    keys = [starts[n] for n in seen]
+    assert keys == sorted(keys, reverse=descending)
+
+
+def test_a_page_token_is_bound_to_its_filter(db):
+    with db.write() as s:
+        for i in range(5):
+            flow_runs.create(s, FlowRunInput(flow_name="f" if i % 2 else "g", name=f"r{i}", tags=["t"],
+                                             expected_start_time=T0 + dt.timedelta(minutes=i)))
+        deployments.upsert(s, dep_input("a", "f"))
+        deployments.upsert(s, dep_input("b", "f"))
+    with db.read() as s:
+        _, token = flow_runs.list_(s, RunFilter(tags=["t"]), 2, "")
+        assert token
+        # The same filter goes on; another one, or another order, is refused.
+        flow_runs.list_(s, RunFilter(tags=["t"]), 2, token)
+        for other in (RunFilter(), RunFilter(tags=["t"], flow_name="f"), RunFilter(tags=["t"], descending=True)):
+            with pytest.raises(InvalidArgumentError, match="page_token") as err:
+                flow_runs.list_(s, other, 2, token)
+            assert "another filter" in err.value.message
+        _, dep_token = deployments.list_(s, 1, "", flow_name="f")
+        assert dep_token
+        with pytest.raises(InvalidArgumentError, match="page_token"):
+            deployments.list_(s, 1, dep_token, flow_name="g")
+        # A token of one List is no token for another.
+        with pytest.raises(InvalidArgumentError, match="page_token"):
+            flows.list_(s, 1, token)
 
 
 # -- logs --------------------------------------------------------------------------

@@ -514,6 +514,34 @@ def test_upcoming_runs_and_next_run_time_through_the_api(client):
     assert [r.id for r in client.list_upcoming_runs(deployment_id=dep.id)] == [manual.id]
 
 
+def test_upcoming_runs_page_with_a_token_bound_to_the_deployment(server, client):
+    import grpc
+
+    from flowdeck.v1 import schedule_service_pb2 as spb
+    from flowdeck.v1 import schedule_service_pb2_grpc as srpc
+
+    dep, _ = client.create_deployment("d", flow_name="f", schedule={"interval": 60})
+    other, _ = client.create_deployment("other", flow_name="f", schedule={"interval": 60})
+    with grpc.insecure_channel(server.address) as channel:
+        upcoming = srpc.ScheduleServiceStub(channel).ListUpcomingRuns
+        seen, token = [], ""
+        while True:
+            page = upcoming(spb.ListUpcomingRunsRequest(deployment_id=dep.id, page_size=7, page_token=token),
+                            timeout=20)
+            seen += [r.id for r in page.flow_runs]
+            token = page.next_page_token
+            if not token:
+                break
+            if len(seen) == 7:  # a run inserted before what was seen neither repeats nor shifts the rest
+                client.create_flow_run_from_deployment(dep.id, expected_start_time=dt.datetime.now(UTC))
+        assert len(seen) == len(set(seen)) == 100  # the default horizon
+        first = upcoming(spb.ListUpcomingRunsRequest(deployment_id=dep.id, page_size=7), timeout=20)
+        with pytest.raises(grpc.RpcError) as err:
+            upcoming(spb.ListUpcomingRunsRequest(deployment_id=other.id, page_size=7,
+                                                 page_token=first.next_page_token), timeout=20)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in err.value.details()
+
+
 def test_end_to_end_runs_appear_on_time(tmp_path):
     """A real server with its background loop (0.5 s) and a 2 s interval."""
     from flowdeck.client import FlowdeckClient

@@ -155,7 +155,7 @@ def test_secrets_are_masked_in_every_response(client, server, wire):
     from flowdeck.server import storage_blocks
 
     with server.server.db.read() as s:
-        block_type, config = storage_blocks.lease_config(s, created.id)
+        block_type, config = storage_blocks.lease_configs(s, [created.id])[created.id]
     assert block_type == "s3" and config["aws_secret_access_key"] == SECRET
     assert config["aws_access_key_id"] == KEY_ID
 

@@ -143,10 +143,10 @@ def _setup(db, n_runs: int, *, tags=("t",), due_in: float = -1.0, limit=None, pa
 
 
 def _claim(db, qid, want, agent="a", now=None):
-    from flowdeck.server import dispatcher
+    from flowdeck.server import leasing
 
     with db.write() as s:
-        return dispatcher.claim(s, queue_ids=[qid], agent_id=f"00000000-0000-4000-8000-{agent.rjust(12, '0')}",
+        return leasing.claim(s, queue_ids=[qid], agent_id=f"00000000-0000-4000-8000-{agent.rjust(12, '0')}",
                                 agent_name=agent, want=want, ttl=30, now=now)
 
 
@@ -156,15 +156,16 @@ def test_claim_moves_runs_to_pending_with_a_growing_token(db):
     qid, ids = _setup(db, 3)
     got = _claim(db, qid, 2)
     assert len(got.leased) == 2 and qid not in got.dry
-    run_id, lease_id, msg = got.leased[0]
-    assert msg.lease.lease_id == lease_id and msg.lease.fencing_token == 1
-    assert msg.flow_run.state.name == "Pending" and msg.deployment.name == "d"
-    assert msg.flow_runner.type == "universal"
+    lease = got.leased[0]
+    run_id, lease_id = lease.run.id, lease.lease_id
+    assert lease.run.fencing_token == 1
+    assert lease.run.state_name == "Pending" and lease.deployment.name == "d"
+    assert lease.runner_type == "universal"
     with db.read() as s:
         row = flow_runs.get(s, run_id, history=True)
         assert row.state_type == "PENDING" and row.lease_id == lease_id and row.work_queue_id == qid
         assert [h.type for h in row.history] == ["SCHEDULED", "PENDING"]
-    assert len({lid for _, lid, _ in got.leased}) == 2  # a lease id per run
+    assert len({lease.lease_id for lease in got.leased}) == 2  # a lease id per run
     rest = _claim(db, qid, 5)
     assert len(rest.leased) == 1 and qid in rest.dry
     assert _claim(db, qid, 5).leased == []
@@ -189,8 +190,8 @@ def test_claim_respects_due_time_pause_and_limit(db):
     assert len(first.leased) == 2 and lid in first.dry
     assert _claim(db, lid, 5, agent="b").leased == []
     with db.write() as s:  # one finishes: one more may go
-        flow_runs.set_state(s, first.leased[0][0], StateInput("RUNNING"), force=True)
-        flow_runs.set_state(s, first.leased[0][0], StateInput("COMPLETED"))
+        flow_runs.set_state(s, first.leased[0].run.id, StateInput("RUNNING"), force=True)
+        flow_runs.set_state(s, first.leased[0].run.id, StateInput("COMPLETED"))
     assert len(_claim(db, lid, 5, agent="b").leased) == 1
     with db.write() as s:
         assert work_queues.active_count(s, lid) == 2
@@ -212,8 +213,8 @@ def test_racing_claimers_never_share_a_run_or_break_the_limit(db):
                 got = _claim(db, qid, 7, agent=f"w{i}")
                 more = _claim(db, lid, 7, agent=f"w{i}")
                 with lock:
-                    leased.extend(r for r, _, _ in got.leased)
-                    limited.extend(r for r, _, _ in more.leased)
+                    leased.extend(lease.run.id for lease in got.leased)
+                    limited.extend(lease.run.id for lease in more.leased)
                 if not got.leased:
                     return
         except Exception as e:  # pragma: no cover - reported below
@@ -265,3 +266,27 @@ def test_cli_work_queue_commands(server, client, database_url):
     assert r.returncode == 0 and json.loads(run_cli("work-queue", "ls", "--json", env=env).stdout) == []
     r = run_cli("work-queue", "inspect", "prod", env=env)
     assert r.returncode == 1 and "not found" in r.stderr
+
+
+def test_preview_says_when_it_truncates(server, client):
+    """PreviewWorkQueue shows at most 200 runs and says when it left some out."""
+    import grpc
+
+    from flowdeck.server import flow_runs, work_queues
+    from flowdeck.v1 import work_queue_service_pb2 as wpb
+    from flowdeck.v1 import work_queue_service_pb2_grpc as wrpc
+
+    dep, _ = client.create_deployment("d", flow_name="f", tags=["t"])
+    q = client.create_work_queue("q", tags=["t"])
+    with server.server.db.write() as s:
+        for i in range(work_queues.PREVIEW_LIMIT):
+            flow_runs.create_from_deployment(s, deployment_id=dep.id, expected_start_time=NOW() + dt.timedelta(
+                seconds=i))
+    with grpc.insecure_channel(server.address) as channel:
+        preview = wrpc.WorkQueueServiceStub(channel).PreviewWorkQueue
+        full = preview(wpb.PreviewWorkQueueRequest(id=q.id, within_seconds=3600), timeout=20)
+        assert len(full.flow_runs) == work_queues.PREVIEW_LIMIT and not full.truncated
+        client.create_flow_run_from_deployment(dep.id, expected_start_time=NOW() + dt.timedelta(minutes=30))
+        more = preview(wpb.PreviewWorkQueueRequest(id=q.id, within_seconds=3600), timeout=20)
+        assert len(more.flow_runs) == work_queues.PREVIEW_LIMIT and more.truncated
+        assert [r.id for r in more.flow_runs] == [r.id for r in full.flow_runs]  # soonest first

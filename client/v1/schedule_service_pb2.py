@@ -26,7 +26,7 @@ from flowdeck.v1 import common_pb2 as flowdeck_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"flowdeck/v1/schedule_service.proto\x12\x0b\x66lowdeck.v1\x1a\x18\x66lowdeck/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"{\n\x16PreviewScheduleRequest\x12\'\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.flowdeck.v1.Schedule\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"Y\n\x17PreviewScheduleResponse\x12)\n\x05times\x18\x01 \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blocal_times\x18\x02 \x03(\t\"C\n\x17ListUpcomingRunsRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"C\n\x18ListUpcomingRunsResponse\x12\'\n\tflow_runs\x18\x01 \x03(\x0b\x32\x14.flowdeck.v1.FlowRun2\xd0\x01\n\x0fScheduleService\x12\\\n\x0fPreviewSchedule\x12#.flowdeck.v1.PreviewScheduleRequest\x1a$.flowdeck.v1.PreviewScheduleResponse\x12_\n\x10ListUpcomingRuns\x12$.flowdeck.v1.ListUpcomingRunsRequest\x1a%.flowdeck.v1.ListUpcomingRunsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"flowdeck/v1/schedule_service.proto\x12\x0b\x66lowdeck.v1\x1a\x18\x66lowdeck/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"{\n\x16PreviewScheduleRequest\x12\'\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.flowdeck.v1.Schedule\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"Y\n\x17PreviewScheduleResponse\x12)\n\x05times\x18\x01 \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blocal_times\x18\x02 \x03(\t\"W\n\x17ListUpcomingRunsRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\\\n\x18ListUpcomingRunsResponse\x12\'\n\tflow_runs\x18\x01 \x03(\x0b\x32\x14.flowdeck.v1.FlowRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xd0\x01\n\x0fScheduleService\x12\\\n\x0fPreviewSchedule\x12#.flowdeck.v1.PreviewScheduleRequest\x1a$.flowdeck.v1.PreviewScheduleResponse\x12_\n\x10ListUpcomingRuns\x12$.flowdeck.v1.ListUpcomingRunsRequest\x1a%.flowdeck.v1.ListUpcomingRunsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,9 +38,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREVIEWSCHEDULERESPONSE']._serialized_start=235
   _globals['_PREVIEWSCHEDULERESPONSE']._serialized_end=324
   _globals['_LISTUPCOMINGRUNSREQUEST']._serialized_start=326
-  _globals['_LISTUPCOMINGRUNSREQUEST']._serialized_end=393
-  _globals['_LISTUPCOMINGRUNSRESPONSE']._serialized_start=395
-  _globals['_LISTUPCOMINGRUNSRESPONSE']._serialized_end=462
-  _globals['_SCHEDULESERVICE']._serialized_start=465
-  _globals['_SCHEDULESERVICE']._serialized_end=673
+  _globals['_LISTUPCOMINGRUNSREQUEST']._serialized_end=413
+  _globals['_LISTUPCOMINGRUNSRESPONSE']._serialized_start=415
+  _globals['_LISTUPCOMINGRUNSRESPONSE']._serialized_end=507
+  _globals['_SCHEDULESERVICE']._serialized_start=510
+  _globals['_SCHEDULESERVICE']._serialized_end=718
 # @@protoc_insertion_point(module_scope)

@@ -29,15 +29,19 @@ class PreviewScheduleResponse(_message.Message):
     def __init__(self, times: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., local_times: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListUpcomingRunsRequest(_message.Message):
-    __slots__ = ("deployment_id", "page_size")
+    __slots__ = ("deployment_id", "page_size", "page_token")
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     deployment_id: str
     page_size: int
-    def __init__(self, deployment_id: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+    page_token: str
+    def __init__(self, deployment_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListUpcomingRunsResponse(_message.Message):
-    __slots__ = ("flow_runs",)
+    __slots__ = ("flow_runs", "next_page_token")
     FLOW_RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     flow_runs: _containers.RepeatedCompositeFieldContainer[_common_pb2.FlowRun]
-    def __init__(self, flow_runs: _Optional[_Iterable[_Union[_common_pb2.FlowRun, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, flow_runs: _Optional[_Iterable[_Union[_common_pb2.FlowRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

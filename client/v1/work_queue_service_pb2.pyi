@@ -70,7 +70,9 @@ class PreviewWorkQueueRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., within_seconds: _Optional[int] = ...) -> None: ...
 
 class PreviewWorkQueueResponse(_message.Message):
-    __slots__ = ("flow_runs",)
+    __slots__ = ("flow_runs", "truncated")
     FLOW_RUNS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     flow_runs: _containers.RepeatedCompositeFieldContainer[_common_pb2.FlowRun]
-    def __init__(self, flow_runs: _Optional[_Iterable[_Union[_common_pb2.FlowRun, _Mapping]]] = ...) -> None: ...
+    truncated: bool
+    def __init__(self, flow_runs: _Optional[_Iterable[_Union[_common_pb2.FlowRun, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...

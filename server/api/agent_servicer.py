@@ -13,47 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from flowdeck.server import dispatcher as dispatch
+from flowdeck.core.errors import InvalidArgumentError, UnavailableError, invalid_field
 from flowdeck.server.api import convert
 from flowdeck.server.api.base import Servicer
-from flowdeck.core.errors import InvalidArgumentError, invalid_field
 from flowdeck.v1 import agent_service_pb2 as pb
 from flowdeck.v1 import agent_service_pb2_grpc as rpc
 
 log = logging.getLogger("flowdeck.server.agents")
 
-MAX_CAPACITY = 10_000
-MAX_QUEUES = 100
-
-
-def _hello(msg: pb.AgentHello) -> dict:
-    agent_id = convert.uuid_str(msg.agent_id, "hello.agent_id", required=False)
-    name = msg.agent_name
-    if name:
-        convert.name(name, "hello.agent_name")
-    if not msg.work_queues:
-        raise invalid_field("hello.work_queues", [], "must name at least one work queue")
-    if len(msg.work_queues) > MAX_QUEUES:
-        raise invalid_field("hello.work_queues", len(msg.work_queues), f"must name at most {MAX_QUEUES} queues")
-    queues = []
-    for i, q in enumerate(msg.work_queues):
-        convert.name(q, f"hello.work_queues[{i}]")
-        if q not in queues:
-            queues.append(q)
-    if not 0 <= msg.capacity <= MAX_CAPACITY:
-        raise invalid_field("hello.capacity", msg.capacity, f"must be between 0 and {MAX_CAPACITY}")
-    ttl = 0.0
-    if msg.HasField("lease_ttl"):
-        ttl = msg.lease_ttl.seconds + msg.lease_ttl.nanos / 1e9
-        if ttl < 0:
-            raise invalid_field("hello.lease_ttl", ttl, "must not be negative (0: the server's TTL)")
-    return dict(agent_id=agent_id, agent_name=name, queue_names=queues, capacity=msg.capacity, requested_ttl=ttl)
-
-
 class AgentServicer(Servicer, rpc.AgentServiceServicer):
     def __init__(self, app):
         super().__init__(app)
-        self.dispatcher = dispatch.get(app)
+        self.dispatcher = app.dispatcher
 
     async def Lease(self, request_iterator, context):
         requests = request_iterator.__aiter__()
@@ -65,8 +36,8 @@ class AgentServicer(Servicer, rpc.AgentServiceServicer):
         kind = first.WhichOneof("kind")
         if kind != "hello":
             raise invalid_field("kind", kind or "", "the first message on a lease stream must be a hello",
-                            reason="LEASE_PROTOCOL_VIOLATION")
-        conn = await self.dispatcher.connect(**_hello(first.hello))
+                                reason="LEASE_PROTOCOL_VIOLATION")
+        conn = await self.dispatcher.connect(**convert.agent_hello_in(first.hello))
         reader = None
         try:
             welcome = pb.AgentWelcome(agent_id=conn.agent_id)
@@ -79,7 +50,7 @@ class AgentServicer(Servicer, rpc.AgentServiceServicer):
                     return
                 if isinstance(item, Exception):
                     raise item
-                yield item
+                yield convert.lease_response_out(item)
         finally:
             if reader is not None:
                 reader.cancel()
@@ -96,9 +67,9 @@ class AgentServicer(Servicer, rpc.AgentServiceServicer):
                         ids.append(convert.uuid_str(rid, f"heartbeat.flow_run_ids[{i}]"))
                     await self.dispatcher.heartbeat(conn, ids)
                 elif kind == "ack":
+                    # Checked, and nothing more: the lease was recorded when it was sent.
                     for i, lid in enumerate(msg.ack.lease_ids):
                         convert.uuid_str(lid, f"ack.lease_ids[{i}]")
-                    self.dispatcher.ack(conn, msg.ack.lease_ids)
                 elif kind == "release":
                     lid = convert.uuid_str(msg.release.lease_id, "release.lease_id")
                     await self.dispatcher.release(conn, lid)
@@ -116,7 +87,5 @@ class AgentServicer(Servicer, rpc.AgentServiceServicer):
         except Exception as e:  # noqa: BLE001 - the stream ends; the agent reconnects
             if type(e).__name__ not in ("AbortError", "UsageError", "ExecuteBatchError"):
                 log.warning("lease stream of agent %s failed: %s", conn.agent_name, e)
-            from flowdeck.core.errors import UnavailableError
-
             conn.close(UnavailableError("the lease stream failed on the server; reconnect",
                                         reason="LEASE_STREAM_FAILED"))

@@ -5,38 +5,19 @@ import logging
 
 from flowdeck.server import api_keys
 from flowdeck.server.api import convert
-from flowdeck.server.api.auth import current_principal
+from flowdeck.server.api.security import current_principal
 from flowdeck.server.api.base import Servicer
-from flowdeck.core.errors import AlreadyExistsError, InvalidArgumentError, invalid_field
+from flowdeck.core.errors import AlreadyExistsError
 from flowdeck.v1 import api_key_service_pb2 as pb
 from flowdeck.v1 import api_key_service_pb2_grpc as rpc
 
 log = logging.getLogger("flowdeck.server.auth")
 
 
-def scope_in(value: int, path: str) -> str:
-    if value == pb.API_KEY_SCOPE_UNSPECIFIED:
-        raise invalid_field(path, "API_KEY_SCOPE_UNSPECIFIED", f"must be one of {', '.join(api_keys.SCOPES)}")
-    try:
-        return pb.ApiKeyScope.Name(value).removeprefix("API_KEY_SCOPE_").lower()
-    except ValueError:
-        raise invalid_field(path, value, "is not a known scope") from None
-
-
-def api_key_out(row) -> pb.ApiKey:
-    msg = pb.ApiKey(
-        id=row.id, name=row.name, scope=pb.ApiKeyScope.Value(f"API_KEY_SCOPE_{row.scope.upper()}"),
-        created=convert.ts(row.created), created_by=row.created_by or "",
-    )
-    if row.revoked is not None:
-        msg.revoked.CopyFrom(convert.ts(row.revoked))
-    return msg
-
-
 class ApiKeyServicer(Servicer, rpc.ApiKeyServiceServicer):
     async def CreateApiKey(self, request, context):
         name = api_keys.check_name(request.api_key.name, "api_key.name")
-        scope = scope_in(request.api_key.scope, "api_key.scope")
+        scope = convert.api_key_scope_in(request.api_key.scope, "api_key.scope")
         caller = current_principal.get()
         created_by = caller.name if caller is not None else "unauthenticated (auth off)"
         made: list[str] = []
@@ -45,7 +26,7 @@ class ApiKeyServicer(Servicer, rpc.ApiKeyServiceServicer):
             row, key = api_keys.create(s, name, scope, created_by=created_by)
             made.append(key)
             # The request log keeps this response for request_id replays: never the secret.
-            return pb.CreateApiKeyResponse(api_key=api_key_out(row))
+            return pb.CreateApiKeyResponse(api_key=convert.api_key_out(row))
 
         response = await self.mutate("CreateApiKey", request.request_id, pb.CreateApiKeyResponse, work)
         if not made:
@@ -63,7 +44,7 @@ class ApiKeyServicer(Servicer, rpc.ApiKeyServiceServicer):
     async def ListApiKeys(self, request, context):
         def work(s):
             rows, token = api_keys.list_(s, request.page_size, request.page_token, request.show_revoked)
-            return pb.ListApiKeysResponse(api_keys=[api_key_out(r) for r in rows], next_page_token=token)
+            return pb.ListApiKeysResponse(api_keys=[convert.api_key_out(r) for r in rows], next_page_token=token)
 
         return await self.read(work)
 
@@ -71,12 +52,10 @@ class ApiKeyServicer(Servicer, rpc.ApiKeyServiceServicer):
         name = request.name
 
         def work(s):
-            return api_key_out(api_keys.revoke(s, name))
+            return convert.api_key_out(api_keys.revoke(s, name))
 
         response = await self.mutate("RevokeApiKey", request.request_id, pb.ApiKey, work)
-        security = getattr(self.app, "security", None)
-        if security is not None:
-            security.revoked(response.id)
+        self.app.security.revoked(response.id)
         caller = current_principal.get()
         log.info("API key %r (id %s) revoked by %s", response.name, response.id,
                  caller.name if caller is not None else "unauthenticated (auth off)")

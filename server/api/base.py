@@ -1,15 +1,19 @@
-"""What every servicer shares: the database and the request-id replay."""
+"""What every servicer shares: the app's parts, the database and the request-id replay."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Callable, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
-from flowdeck.server import requests
-from flowdeck.server.db import Database
 from flowdeck.core.errors import AbortedError
+from flowdeck.server import requests
+from flowdeck.server.api.security import Security
+from flowdeck.server.db import Database
+from flowdeck.server.dispatcher import Dispatcher
 from flowdeck.server.events import Events
+from flowdeck.server.models import utcnow
 from flowdeck.server.settings import Settings
 
 M = TypeVar("M")
@@ -17,9 +21,20 @@ M = TypeVar("M")
 
 @dataclasses.dataclass
 class AppContext:
+    """One running server's parts, shared by its servicers and loops."""
+
     db: Database
     settings: Settings
     events: Events
+    # What "now" is for the background loops (tests inject their own).
+    clock: Callable[[], dt.datetime] = utcnow
+    # Made from the parts above.
+    security: Security = dataclasses.field(init=False)
+    dispatcher: Dispatcher = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.security = Security(self.db, self.settings)
+        self.dispatcher = Dispatcher(self.db, self.settings, self.events)
 
 
 class Servicer:

@@ -1,18 +1,30 @@
-"""Proto <-> domain conversion, and validation of what comes in."""
+"""Proto <-> domain conversion, and validation of what comes in: the one place
+servicers turn messages into inputs and views into messages."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import uuid
 
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.json_format import MessageToDict
 
-from flowdeck.core.structs import plain_numbers
-from flowdeck.core import states
-from flowdeck.server.deployments import DeploymentInput
 from flowdeck.core.errors import InvalidArgumentError, invalid_field
-from flowdeck.server.flow_runs import FlowRunInput, StateInput
+from flowdeck.core.schedules import InvalidSchedule, schedule_from_dict, schedule_from_proto
+from flowdeck.core.structs import plain_numbers
+from flowdeck.server import storage_blocks
+from flowdeck.server.api_keys import SCOPES as API_KEY_SCOPES
+from flowdeck.server.deployments import DeploymentInput
+from flowdeck.server.dispatcher import CancelOrder
+from flowdeck.server.leasing import Lease
+from flowdeck.server.models import ApiKeyRow, FlowRow, LogRow, StorageBlockRow, WorkQueueRow
+from flowdeck.server.run_inputs import FlowRunInput, StateInput
+from flowdeck.server.views import DeploymentView, FlowRunView
+from flowdeck.server.work_queues import MUTABLE as WORK_QUEUE_FIELDS
+from flowdeck.server.work_queues import WorkQueueInput
+from flowdeck.v1 import agent_service_pb2 as apb
+from flowdeck.v1 import api_key_service_pb2 as kpb
 from flowdeck.v1 import common_pb2 as c
 
 MAX_NAME = 200
@@ -145,17 +157,17 @@ def state_type_value(name_: str) -> int:
 
 # -- schedules ---------------------------------------------------------------
 
-def schedule_in(msg: c.Deployment, path: str) -> dict | None:
-    """A Schedule message as the dict the database keeps, validated."""
+def schedule_in(msg, path: str, *, required: bool = False):
+    """The schedule in `msg.schedule` (a deployment or a preview request),
+    validated; None when unset and not required."""
     if not msg.HasField("schedule") or msg.schedule.WhichOneof("kind") is None:
+        if required:
+            raise invalid_field(path, None, "is required: set one of interval, cron, rrule")
         return None
-    from flowdeck.core.schedules import InvalidSchedule, schedule_from_proto
-
     try:
-        sched = schedule_from_proto(msg.schedule)
+        return schedule_from_proto(msg.schedule)
     except InvalidSchedule as e:
         raise schedule_error(e, path) from None
-    return sched.to_dict()
 
 
 def schedule_error(e, path: str) -> InvalidArgumentError:
@@ -171,8 +183,6 @@ def schedule_error(e, path: str) -> InvalidArgumentError:
 def schedule_out(d: dict | None) -> c.Schedule | None:
     if not d:
         return None
-    from flowdeck.core.schedules import schedule_from_dict
-
     return schedule_from_dict(d).to_proto()
 
 
@@ -195,7 +205,8 @@ def deployment_in(msg: c.Deployment, path: str = "deployment", *, for_create: bo
     inp.flow_data_encoding = fd.encoding
     inp.flow_data_blob = fd.blob
     inp.storage_block_id = storage_block_of(fd, f"{path}.flow_data.blob")
-    inp.schedule = schedule_in(msg, f"{path}.schedule")
+    sched = schedule_in(msg, f"{path}.schedule")
+    inp.schedule = None if sched is None else sched.to_dict()
     inp.is_schedule_active = msg.is_schedule_active if msg.HasField("is_schedule_active") else True
     inp.parameters = struct_to_dict(msg.parameters, f"{path}.parameters")
     inp.tags = tags(msg.tags, f"{path}.tags")
@@ -217,8 +228,6 @@ def deployment_in(msg: c.Deployment, path: str = "deployment", *, for_create: bo
 def storage_block_of(fd: c.FlowData, path: str) -> str | None:
     if fd.encoding != "blockstorage":
         return None
-    import json
-
     try:
         blob = json.loads(fd.blob)
         block_id = blob["block_id"]
@@ -229,14 +238,14 @@ def storage_block_of(fd: c.FlowData, path: str) -> str | None:
     return uuid_str(str(block_id), f"{path}.block_id")
 
 
-def deployment_out(row, next_run_time: dt.datetime | None = None) -> c.Deployment:
+def deployment_out(row: DeploymentView) -> c.Deployment:
     msg = c.Deployment(
         id=row.id,
         created=ts(row.created),
         updated=ts(row.updated),
         name=row.name,
         flow_id=row.flow_id,
-        flow_name=getattr(row, "flow_name", "") or "",
+        flow_name=row.flow_name,
         flow_data=c.FlowData(encoding=row.flow_data_encoding, blob=row.flow_data_blob),
         is_schedule_active=row.is_schedule_active,
         parameters=dict_to_struct(row.parameters),
@@ -253,9 +262,8 @@ def deployment_out(row, next_run_time: dt.datetime | None = None) -> c.Deploymen
         msg.schedule.CopyFrom(sched)
     if row.max_lateness_seconds is not None:
         msg.max_lateness.FromTimedelta(dt.timedelta(seconds=row.max_lateness_seconds))
-    nrt = next_run_time or getattr(row, "next_run_time", None)
-    if nrt is not None:
-        msg.next_run_time.CopyFrom(ts(nrt))
+    if row.next_run_time is not None:
+        msg.next_run_time.CopyFrom(ts(row.next_run_time))
     return msg
 
 
@@ -299,12 +307,12 @@ def state_out(type_: str, name_: str, message: str, timestamp: dt.datetime) -> c
     return c.State(type=state_type_value(type_), name=name_, message=message, timestamp=ts(timestamp))
 
 
-def flow_run_out(row) -> c.FlowRun:
+def flow_run_out(row: FlowRunView) -> c.FlowRun:
     msg = c.FlowRun(
         id=row.id,
         name=row.name,
         flow_id=row.flow_id,
-        flow_name=getattr(row, "flow_name", "") or "",
+        flow_name=row.flow_name,
         deployment_id=row.deployment_id or "",
         parameters=dict_to_struct(row.parameters),
         tags=row.tags or [],
@@ -321,7 +329,7 @@ def flow_run_out(row) -> c.FlowRun:
         auto_scheduled=row.auto_scheduled,
     )
     msg.total_run_time.FromTimedelta(dt.timedelta(seconds=row.total_run_time or 0.0))
-    for h in getattr(row, "history", None) or []:
+    for h in row.history:
         msg.state_history.append(state_out(h.type, h.name, h.message, h.timestamp))
     if row.lease_id:
         msg.lease.CopyFrom(
@@ -336,11 +344,11 @@ def flow_run_out(row) -> c.FlowRun:
     return msg
 
 
-def flow_out(row) -> c.Flow:
+def flow_out(row: FlowRow) -> c.Flow:
     return c.Flow(id=row.id, name=row.name, created=ts(row.created), updated=ts(row.updated))
 
 
-def log_out(row) -> c.LogRecord:
+def log_out(row: LogRow) -> c.LogRecord:
     return c.LogRecord(
         flow_run_id=row.flow_run_id,
         timestamp=ts(row.timestamp),
@@ -348,3 +356,135 @@ def log_out(row) -> c.LogRecord:
         logger_name=row.logger_name,
         message=row.message,
     )
+
+
+# -- work queues, storage blocks, API keys -------------------------------------
+
+MAX_DESCRIPTION = 10_000
+
+
+def work_queue_in(msg: c.WorkQueue, path: str = "work_queue", *, for_create: bool = True,
+                  paths: list[str] | None = None) -> WorkQueueInput:
+    paths = list(WORK_QUEUE_FIELDS) if paths is None else paths
+    inp = WorkQueueInput()
+    if for_create or "name" in paths:
+        inp.name = name(msg.name, f"{path}.name")
+    if len(msg.description) > MAX_DESCRIPTION:
+        raise invalid_field(f"{path}.description", msg.description, f"must be at most {MAX_DESCRIPTION} characters")
+    inp.description = msg.description
+    inp.tags = tags(msg.filter.tags, f"{path}.filter.tags")
+    ids = []
+    for i, d in enumerate(msg.filter.deployment_ids):
+        d = uuid_str(d, f"{path}.filter.deployment_ids[{i}]")
+        if d not in ids:
+            ids.append(d)
+    inp.deployment_ids = ids
+    inp.flow_runner_types = list(dict.fromkeys(msg.filter.flow_runner_types))
+    inp.is_paused = msg.is_paused
+    inp.concurrency_limit = msg.concurrency_limit if msg.HasField("concurrency_limit") else None
+    return inp
+
+
+def work_queue_out(row: WorkQueueRow) -> c.WorkQueue:
+    msg = c.WorkQueue(
+        id=row.id,
+        name=row.name,
+        description=row.description or "",
+        filter=c.WorkQueueFilter(
+            tags=row.filter_tags or [],
+            deployment_ids=row.filter_deployment_ids or [],
+            flow_runner_types=row.filter_flow_runner_types or [],
+        ),
+        is_paused=row.is_paused,
+        created=ts(row.created),
+        updated=ts(row.updated),
+    )
+    if row.concurrency_limit is not None:
+        msg.concurrency_limit = row.concurrency_limit
+    return msg
+
+
+def storage_block_out(row: StorageBlockRow) -> c.StorageBlock:
+    """Always masked: secrets leave the server only inside a run's lease."""
+    view = storage_blocks.public(row)
+    return c.StorageBlock(
+        id=view.id,
+        type=view.type,
+        config=dict_to_struct(view.config),
+        is_default=view.is_default,
+        created=ts(view.created),
+        updated=ts(view.updated),
+    )
+
+
+def api_key_scope_in(value: int, path: str) -> str:
+    if value == kpb.API_KEY_SCOPE_UNSPECIFIED:
+        raise invalid_field(path, "API_KEY_SCOPE_UNSPECIFIED", f"must be one of {', '.join(API_KEY_SCOPES)}")
+    try:
+        return kpb.ApiKeyScope.Name(value).removeprefix("API_KEY_SCOPE_").lower()
+    except ValueError:
+        raise invalid_field(path, value, "is not a known scope") from None
+
+
+def api_key_out(row: ApiKeyRow) -> kpb.ApiKey:
+    msg = kpb.ApiKey(
+        id=row.id, name=row.name, scope=kpb.ApiKeyScope.Value(f"API_KEY_SCOPE_{row.scope.upper()}"),
+        created=ts(row.created), created_by=row.created_by or "",
+    )
+    if row.revoked is not None:
+        msg.revoked.CopyFrom(ts(row.revoked))
+    return msg
+
+
+# -- agents and leases -------------------------------------------------------
+
+MAX_AGENT_CAPACITY = 10_000
+MAX_AGENT_QUEUES = 100
+
+
+def agent_hello_in(msg: apb.AgentHello) -> dict:
+    """The hello's fields, validated: the keyword arguments of Dispatcher.connect."""
+    agent_id = uuid_str(msg.agent_id, "hello.agent_id", required=False)
+    agent_name = msg.agent_name
+    if agent_name:
+        name(agent_name, "hello.agent_name")
+    if not msg.work_queues:
+        raise invalid_field("hello.work_queues", [], "must name at least one work queue")
+    if len(msg.work_queues) > MAX_AGENT_QUEUES:
+        raise invalid_field("hello.work_queues", len(msg.work_queues), f"must name at most {MAX_AGENT_QUEUES} queues")
+    queues = []
+    for i, q in enumerate(msg.work_queues):
+        name(q, f"hello.work_queues[{i}]")
+        if q not in queues:
+            queues.append(q)
+    if not 0 <= msg.capacity <= MAX_AGENT_CAPACITY:
+        raise invalid_field("hello.capacity", msg.capacity, f"must be between 0 and {MAX_AGENT_CAPACITY}")
+    ttl = 0.0
+    if msg.HasField("lease_ttl"):
+        ttl = msg.lease_ttl.seconds + msg.lease_ttl.nanos / 1e9
+        if ttl < 0:
+            raise invalid_field("hello.lease_ttl", ttl, "must not be negative (0: the server's TTL)")
+    return dict(agent_id=agent_id, agent_name=agent_name, queue_names=queues, capacity=msg.capacity,
+                requested_ttl=ttl)
+
+
+def leased_run_out(lease: Lease) -> apb.LeasedRun:
+    msg = apb.LeasedRun(flow_run=flow_run_out(lease.run), server_time=ts(lease.server_time))
+    msg.lease.CopyFrom(msg.flow_run.lease)
+    if lease.deployment is not None:
+        msg.deployment.CopyFrom(deployment_out(lease.deployment))
+        msg.flow_data.CopyFrom(msg.deployment.flow_data)
+    if lease.storage is not None:
+        storage_type, storage_config = lease.storage
+        msg.storage_type = storage_type
+        msg.storage_config.CopyFrom(dict_to_struct(storage_config))
+    msg.flow_runner.type = lease.runner_type
+    msg.flow_runner.config.CopyFrom(dict_to_struct(lease.runner_config))
+    return msg
+
+
+def lease_response_out(item: Lease | CancelOrder) -> apb.LeaseResponse:
+    """What the dispatcher puts in an agent's outbox, as the stream's message."""
+    if isinstance(item, CancelOrder):
+        return apb.LeaseResponse(cancel_run=apb.CancelRun(flow_run_id=item.flow_run_id, lease_id=item.lease_id))
+    return apb.LeaseResponse(leased_run=leased_run_out(item))

@@ -3,7 +3,7 @@ from google.protobuf import empty_pb2
 
 from flowdeck.server import deployments
 from flowdeck.server.api import convert
-from flowdeck.core.errors import InvalidArgumentError, invalid_field
+from flowdeck.core.errors import invalid_field
 from flowdeck.v1 import common_pb2 as c
 from flowdeck.v1 import deployment_service_pb2 as pb
 from flowdeck.v1 import deployment_service_pb2_grpc as rpc
@@ -26,12 +26,12 @@ class DeploymentServicer(Servicer, rpc.DeploymentServiceServicer):
     async def GetDeployment(self, request, context):
         dep_id = convert.uuid_str(request.id, "id")
         return await self.db.run_read_statement(
-            lambda conn: convert.deployment_out(deployments.view_by_id(conn, dep_id)))
+            lambda conn: convert.deployment_out(deployments.get(conn, dep_id)))
 
     async def GetDeploymentByName(self, request, context):
         full = request.name
         return await self.db.run_read_statement(
-            lambda conn: convert.deployment_out(deployments.view_by_name(conn, full)))
+            lambda conn: convert.deployment_out(deployments.get_by_name(conn, full)))
 
     async def ListDeployments(self, request, context):
         tags = convert.tags(request.tags, "tags")

@@ -13,9 +13,10 @@ log = logging.getLogger("flowdeck.server.flow_data")
 
 class FlowDataServicer(Servicer, rpc.FlowDataServiceServicer):
     async def UploadFlowData(self, request_iterator, context):
-        upload = store.Upload(self.app.settings.max_flow_data_bytes)
-        # Checked message by message: an over-limit upload is refused while it
-        # streams, and nothing is written until the whole upload is in.
+        upload = store.Upload()
+        # The request limits check each message as it comes (an upload over
+        # the limit is refused while it streams); nothing is written until the
+        # whole upload is in.
         async for request in request_iterator:
             upload.add(request)
         data, sha256 = upload.finish()

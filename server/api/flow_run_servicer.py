@@ -4,7 +4,7 @@ from google.protobuf import empty_pb2
 from flowdeck.server import flow_runs
 from flowdeck.server.api import convert
 from flowdeck.server.api.base import Servicer
-from flowdeck.core.errors import InvalidArgumentError, invalid_field
+from flowdeck.core.errors import invalid_field
 from flowdeck.v1 import common_pb2 as c
 from flowdeck.v1 import flow_run_service_pb2 as pb
 from flowdeck.v1 import flow_run_service_pb2_grpc as rpc

@@ -2,7 +2,7 @@
 from flowdeck.server import logs
 from flowdeck.server.api import convert
 from flowdeck.server.api.base import Servicer
-from flowdeck.core.errors import InvalidArgumentError, invalid_field
+from flowdeck.core.errors import invalid_field
 from flowdeck.v1 import log_service_pb2 as pb
 from flowdeck.v1 import log_service_pb2_grpc as rpc
 

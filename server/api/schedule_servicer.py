@@ -1,14 +1,11 @@
 """ScheduleService: schedule previews and a deployment's upcoming runs."""
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from flowdeck.server import deployments, pagination
-from flowdeck.core import states
+from flowdeck.core.errors import invalid_field
+from flowdeck.server import flow_runs
 from flowdeck.server.api import convert
 from flowdeck.server.api.base import Servicer
-from flowdeck.core.errors import InvalidArgumentError, invalid_field
-from flowdeck.server.models import FlowRow, FlowRunRow, utcnow
+from flowdeck.server.models import utcnow
 from flowdeck.v1 import schedule_service_pb2 as pb
 from flowdeck.v1 import schedule_service_pb2_grpc as rpc
 
@@ -16,22 +13,9 @@ DEFAULT_COUNT = 5
 MAX_COUNT = 1000
 
 
-def schedule_from_request(msg, path: str = "schedule"):
-    """The request's schedule, validated; InvalidSchedule becomes INVALID_ARGUMENT
-    naming the field (``schedule.cron.timezone``) and the bad value."""
-    from flowdeck.core.schedules import InvalidSchedule, schedule_from_proto
-
-    if not msg.HasField("schedule") or msg.schedule.WhichOneof("kind") is None:
-        raise invalid_field(path, None, "is required: set one of interval, cron, rrule")
-    try:
-        return schedule_from_proto(msg.schedule)
-    except InvalidSchedule as e:
-        raise convert.schedule_error(e, path) from None
-
-
 class ScheduleServicer(Servicer, rpc.ScheduleServiceServicer):
     async def PreviewSchedule(self, request, context):
-        sched = schedule_from_request(request)
+        sched = convert.schedule_in(request, "schedule", required=True)
         count = request.count
         if count == 0:
             count = DEFAULT_COUNT
@@ -51,21 +35,10 @@ class ScheduleServicer(Servicer, rpc.ScheduleServiceServicer):
 
     async def ListUpcomingRuns(self, request, context):
         dep_id = convert.uuid_str(request.deployment_id, "deployment_id")
-        size = pagination.page_size(request.page_size)
 
         def work(s):
-            deployments.get(s, dep_id)  # NOT_FOUND for an unknown deployment
-            rows = s.execute(
-                select(FlowRunRow, FlowRow.name)
-                .join(FlowRow, FlowRow.id == FlowRunRow.flow_id)
-                .where(FlowRunRow.deployment_id == dep_id, FlowRunRow.state_type == states.SCHEDULED)
-                .order_by(FlowRunRow.expected_start_time, FlowRunRow.id)
-                .limit(size)
-            ).all()
-            out = []
-            for row, flow_name in rows:
-                row.flow_name = flow_name
-                out.append(convert.flow_run_out(row))
-            return pb.ListUpcomingRunsResponse(flow_runs=out)
+            rows, token = flow_runs.upcoming(s, dep_id, request.page_size, request.page_token)
+            return pb.ListUpcomingRunsResponse(flow_runs=[convert.flow_run_out(r) for r in rows],
+                                               next_page_token=token)
 
         return await self.read(work)

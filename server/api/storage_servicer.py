@@ -10,19 +10,6 @@ from flowdeck.v1 import storage_service_pb2 as pb
 from flowdeck.v1 import storage_service_pb2_grpc as rpc
 
 
-def storage_block_out(row) -> c.StorageBlock:
-    """Always masked: secrets leave the server only inside a run's lease."""
-    view = storage_blocks.public(row)
-    return c.StorageBlock(
-        id=view.id,
-        type=view.type,
-        config=convert.dict_to_struct(view.config),
-        is_default=bool(view.is_default),
-        created=convert.ts(view.created),
-        updated=convert.ts(view.updated),
-    )
-
-
 class StorageServicer(Servicer, rpc.StorageServiceServicer):
     async def CreateStorageBlock(self, request, context):
         block = request.storage_block
@@ -34,7 +21,7 @@ class StorageServicer(Servicer, rpc.StorageServiceServicer):
 
         def work(s):
             row = storage_blocks.create(s, block_type, config, make_default=make_default)
-            return storage_block_out(row)
+            return convert.storage_block_out(row)
 
         return await self.mutate("CreateStorageBlock", request.request_id, c.StorageBlock, work)
 
@@ -46,13 +33,13 @@ class StorageServicer(Servicer, rpc.StorageServiceServicer):
                 "only in the lease of a run that needs them",
                 reason="SECRETS_NOT_REVEALED",
             )
-        return await self.read(lambda s: storage_block_out(storage_blocks.get(s, block_id)))
+        return await self.read(lambda s: convert.storage_block_out(storage_blocks.get(s, block_id)))
 
     async def ListStorageBlocks(self, request, context):
         def work(s):
             rows, token = storage_blocks.list_(s, request.page_size, request.page_token)
             return pb.ListStorageBlocksResponse(
-                storage_blocks=[storage_block_out(r) for r in rows], next_page_token=token
+                storage_blocks=[convert.storage_block_out(r) for r in rows], next_page_token=token
             )
 
         return await self.read(work)
@@ -70,8 +57,8 @@ class StorageServicer(Servicer, rpc.StorageServiceServicer):
         block_id = convert.uuid_str(request.id, "id")
         return await self.mutate(
             "SetDefaultStorageBlock", request.request_id, c.StorageBlock,
-            lambda s: storage_block_out(storage_blocks.set_default(s, block_id)),
+            lambda s: convert.storage_block_out(storage_blocks.set_default(s, block_id)),
         )
 
     async def GetDefaultStorageBlock(self, request, context):
-        return await self.read(lambda s: storage_block_out(storage_blocks.get_default(s)))
+        return await self.read(lambda s: convert.storage_block_out(storage_blocks.get_default(s)))

@@ -6,79 +6,36 @@ from google.protobuf import empty_pb2
 from flowdeck.server import work_queues
 from flowdeck.server.api import convert
 from flowdeck.server.api.base import Servicer
-from flowdeck.core.errors import InvalidArgumentError, invalid_field
+from flowdeck.core.errors import invalid_field
 from flowdeck.v1 import common_pb2 as c
 from flowdeck.v1 import work_queue_service_pb2 as pb
 from flowdeck.v1 import work_queue_service_pb2_grpc as rpc
 
-MAX_DESCRIPTION = 10_000
 MAX_PREVIEW_SECONDS = 366 * 86400
-
-
-def work_queue_in(msg: c.WorkQueue, path: str = "work_queue", *, for_create: bool = True,
-                  paths: list[str] | None = None) -> work_queues.WorkQueueInput:
-    paths = list(work_queues.MUTABLE) if paths is None else paths
-    inp = work_queues.WorkQueueInput()
-    if for_create or "name" in paths:
-        inp.name = convert.name(msg.name, f"{path}.name")
-    if len(msg.description) > MAX_DESCRIPTION:
-        raise invalid_field(f"{path}.description", msg.description,
-                              f"must be at most {MAX_DESCRIPTION} characters")
-    inp.description = msg.description
-    inp.tags = convert.tags(msg.filter.tags, f"{path}.filter.tags")
-    ids = []
-    for i, d in enumerate(msg.filter.deployment_ids):
-        d = convert.uuid_str(d, f"{path}.filter.deployment_ids[{i}]")
-        if d not in ids:
-            ids.append(d)
-    inp.deployment_ids = ids
-    inp.flow_runner_types = list(dict.fromkeys(msg.filter.flow_runner_types))
-    inp.is_paused = msg.is_paused
-    inp.concurrency_limit = msg.concurrency_limit if msg.HasField("concurrency_limit") else None
-    return inp
-
-
-def work_queue_out(row) -> c.WorkQueue:
-    msg = c.WorkQueue(
-        id=row.id,
-        name=row.name,
-        description=row.description or "",
-        filter=c.WorkQueueFilter(
-            tags=row.filter_tags or [],
-            deployment_ids=row.filter_deployment_ids or [],
-            flow_runner_types=row.filter_flow_runner_types or [],
-        ),
-        is_paused=row.is_paused,
-        created=convert.ts(row.created),
-        updated=convert.ts(row.updated),
-    )
-    if row.concurrency_limit is not None:
-        msg.concurrency_limit = row.concurrency_limit
-    return msg
 
 
 class WorkQueueServicer(Servicer, rpc.WorkQueueServiceServicer):
     async def CreateWorkQueue(self, request, context):
-        inp = work_queue_in(request.work_queue)
+        inp = convert.work_queue_in(request.work_queue)
         response = await self.mutate(
             "CreateWorkQueue", request.request_id, c.WorkQueue,
-            lambda s: work_queue_out(work_queues.create(s, inp)),
+            lambda s: convert.work_queue_out(work_queues.create(s, inp)),
         )
         self.app.events.publish("runs")
         return response
 
     async def GetWorkQueue(self, request, context):
         qid = convert.uuid_str(request.id, "id")
-        return await self.read(lambda s: work_queue_out(work_queues.get(s, qid)))
+        return await self.read(lambda s: convert.work_queue_out(work_queues.get(s, qid)))
 
     async def GetWorkQueueByName(self, request, context):
         name = convert.name(request.name, "name")
-        return await self.read(lambda s: work_queue_out(work_queues.get_by_name(s, name)))
+        return await self.read(lambda s: convert.work_queue_out(work_queues.get_by_name(s, name)))
 
     async def ListWorkQueues(self, request, context):
         def work(s):
             rows, token = work_queues.list_(s, request.page_size, request.page_token)
-            return pb.ListWorkQueuesResponse(work_queues=[work_queue_out(r) for r in rows], next_page_token=token)
+            return pb.ListWorkQueuesResponse(work_queues=[convert.work_queue_out(r) for r in rows], next_page_token=token)
 
         return await self.read(work)
 
@@ -90,10 +47,10 @@ class WorkQueueServicer(Servicer, rpc.WorkQueueServiceServicer):
         for p in paths:
             if p not in work_queues.MUTABLE:
                 raise invalid_field("update_mask.paths", p, f"must be among {', '.join(work_queues.MUTABLE)}")
-        inp = work_queue_in(request.work_queue, for_create=False, paths=paths)
+        inp = convert.work_queue_in(request.work_queue, for_create=False, paths=paths)
         response = await self.mutate(
             "UpdateWorkQueue", request.request_id, c.WorkQueue,
-            lambda s: work_queue_out(work_queues.update(s, qid, inp, paths)),
+            lambda s: convert.work_queue_out(work_queues.update(s, qid, inp, paths)),
         )
         # Resuming a queue or raising its limit frees runs to lease at once.
         self.app.events.publish("runs")
@@ -117,7 +74,7 @@ class WorkQueueServicer(Servicer, rpc.WorkQueueServiceServicer):
 
         def work(s):
             q = work_queues.get(s, qid)
-            rows = work_queues.preview(s, q, within)
-            return pb.PreviewWorkQueueResponse(flow_runs=[convert.flow_run_out(r) for r in rows])
+            rows, truncated = work_queues.preview(s, q, within)
+            return pb.PreviewWorkQueueResponse(flow_runs=[convert.flow_run_out(r) for r in rows], truncated=truncated)
 
         return await self.read(work)
