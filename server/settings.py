@@ -58,6 +58,10 @@ class Settings(BaseModel):
     rpc_deadline_seconds: float = 120.0
     # An open lease stream re-checks its API key at most this often.
     auth_recheck_seconds: float = 5.0
+    # The web dashboard (flowdeck.server.dashboard), served by `flowdeck server
+    # start` on the API's host: its port (0 picks a free one), or off.
+    ui: bool = True
+    ui_port: int = 4301
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
