@@ -25,9 +25,9 @@ async def login_form(request: Request):
 
 async def login(request: Request):
     d = dash(request)
+    form = await checked_form(request)
     if not d.auth:
         return RedirectResponse("/", status_code=303)
-    form = await checked_form(request)
     key = str(form.get("api_key", "")).strip()
     target = _next(form.get("next"))
     try:
