@@ -26,8 +26,7 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:
-            raise FailedPreconditionError(f"dashboard port {port} is already in use "
-                                          "(--ui-port PORT picks another, --no-ui serves none)") from None
+            raise FailedPreconditionError(f"dashboard port {port} is already in use") from None
         raise FailedPreconditionError(f"cannot serve the dashboard on {host}:{port}: {e.strerror}") from None
     sock.listen(128)
     sock.set_inheritable(True)

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from dashboard_helpers import soup
+from dashboard_helpers import anyio_backend, dash, seed  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.anyio
 OFFSET = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d")

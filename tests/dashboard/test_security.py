@@ -6,6 +6,7 @@ import json
 import pytest
 
 from dashboard_helpers import csrf_of, login, make_client, soup
+from dashboard_helpers import admin_seed, anyio_backend, auth_dash, dash, seed  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.anyio
 PAGES = ["/", "/deployments", "/runs", "/runs?view=upcoming", "/work-queues", "/storage", "/api-keys"]
