@@ -21,6 +21,7 @@ from flowdeck.server.dashboard.views.common import context
 POST = ["POST"]
 ROUTES = [
     Route("/", overview.overview, name="overview"),
+    Route("/overview/counts", overview.overview_counts),
     Route("/deployments", deployments.deployments_list),
     Route("/deployments/{dep_id}", deployments.deployment_detail),
     Route("/deployments/{dep_id}/schedule", deployments.set_schedule_active, methods=POST),

@@ -53,6 +53,8 @@ class Dashboard:
         self.sessions = Sessions()
         self.hub = Hub()
         self.names = DeploymentNames()
+        # caller -> (valid until, runs by state, capped, when counted): the overview's costly part
+        self.counts: dict[str, tuple] = {}
         self._api: Api | None = None
 
     @property

@@ -175,7 +175,9 @@ async def test_overview(dash, seed):
     seed.run(dep, state="CRASHED")
     r = await dash.get("/")
     page = soup(r)
-    counts = {li.select_one(".badge").text: int(li.find("strong").text) for li in page.select("ul.counts li")}
+    assert page.select_one("#counts")["hx-get"] == "/overview/counts"
+    counts_html = soup(await dash.get("/overview/counts"))
+    counts = {li.select_one(".badge").text: int(li.find("strong").text) for li in counts_html.select("ul.counts li")}
     assert counts["Completed"] == 1 and counts["Failed"] == 1 and counts["Crashed"] == 1 and counts["Running"] == 0
     assert page.select_one(f'a[href="/runs/{failed.id}"]'), "recent failures are listed"
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import time
 
 from starlette.requests import Request
 
-from flowdeck.server.dashboard.views.common import caller, dash, now_utc, page
+from flowdeck.server.dashboard import render
+from flowdeck.server.dashboard.security import session_of
+from flowdeck.server.dashboard.views.common import caller, context, dash, now_utc, page
 from flowdeck.server.dashboard.views.runs import STATE_NUMBER, STATES, timestamp
 from flowdeck.v1 import flow_run_service_pb2 as rpb
 
 COUNT_PAGES = 5  # runs by state: counted over at most 5,000 runs, else shown as "at least"
+COUNTS_TTL = 15.0  # the counts are the one costly part: kept this long per caller, loaded after the page
 ACTIVE = [STATE_NUMBER["PENDING"], STATE_NUMBER["RUNNING"]]
 
 
@@ -58,8 +62,7 @@ def agents_from(runs) -> list[dict]:
 async def overview(request: Request):
     call = caller(request)
     now = now_utc()
-    (counts, capped), late, failures, active = await asyncio.gather(
-        _count_by_state(call, now),
+    late, failures, active = await asyncio.gather(
         _list(call, state_types=[STATE_NUMBER["SCHEDULED"]], before=now, page_size=10,
               order_by="expected_start_time"),
         _list(call, state_types=[STATE_NUMBER["FAILED"], STATE_NUMBER["CRASHED"]], before=now, page_size=10,
@@ -68,6 +71,19 @@ async def overview(request: Request):
     )
     names = await dash(request).names.of(call, [r.deployment_id for r in late + failures])
     late = [r for r in late if r.state.name.lower() == "late"]
-    return page(request, "overview.html", "overview", counts=counts, capped=capped, total=sum(counts.values()),
-                late=late, failures=failures, agents=agents_from(active), names=names,
-                count_states=["LATE", *STATES])
+    return page(request, "overview.html", "overview", late=late, failures=failures, agents=agents_from(active),
+                names=names)
+
+
+async def overview_counts(request: Request):
+    """Runs by state over the last 24 hours (htmx loads it into the overview)."""
+    d, key = dash(request), session_of(request).key_id
+    cached = d.counts.get(key)
+    if cached is None or cached[0] < time.monotonic():
+        now = now_utc()
+        counts, capped = await _count_by_state(caller(request), now)
+        cached = d.counts[key] = (time.monotonic() + COUNTS_TTL, counts, capped, now)
+    _, counts, capped, now = cached
+    ctx = context(request, "overview", counts=counts, capped=capped, total=sum(counts.values()), counted_at=now,
+                  count_states=["LATE", *STATES])
+    return render.HTMLResponse(render.fragment("_counts.html", ctx))
