@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import selectors
 import shutil
 import signal
 import subprocess
@@ -18,6 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from conftest import lines_until
 
 BIN = Path(sys.executable).parent
 SHOTS = Path(os.environ.get("FLOWDECK_TEST_SCREENSHOTS", "test-screenshots"))
@@ -97,7 +98,7 @@ class Flowdeck:
 
     def start(self) -> "Flowdeck":
         proc = self._spawn(["server", "start", "--port", "0", *self.server_args])
-        lines = _lines_until(proc, r"^dashboard: ")
+        lines = lines_until(proc, r"^dashboard: ")
         self.api = re.search(r"listening on (\S+)", lines[0]).group(1)
         self.url = lines[-1].split(" ", 1)[1].rstrip("/")
         self.env["FLOWDECK_API_URL"] = self.api
@@ -139,22 +140,6 @@ class Flowdeck:
                 proc.kill()
             if proc.stdout:
                 proc.stdout.close()
-
-
-def _lines_until(proc, pattern: str, timeout: float = 60) -> list[str]:
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    out, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sel.select(timeout=0.2):
-            line = proc.stdout.readline()
-            if not line:
-                break
-            out.append(line.rstrip("\n"))
-            if re.search(pattern, out[-1]):
-                return out
-    proc.kill()
-    raise AssertionError(f"the server did not print {pattern!r}: {out}")
 
 
 @pytest.fixture(scope="module")

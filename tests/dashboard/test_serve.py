@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-import selectors
 import signal
 import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from conftest import lines_until
 
 BIN = Path(sys.executable).parent
 
@@ -24,22 +24,6 @@ def start(tmp_path, *args, env_extra=None):
     env.update(FLOWDECK_HOME=str(tmp_path / "home"), FLOWDECK_LOG_LEVEL="WARNING", **(env_extra or {}))
     return subprocess.Popen([str(BIN / "flowdeck"), "server", "start", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
-
-
-def lines_until(proc, pattern: str, timeout: float = 60) -> list[str]:
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    out, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sel.select(timeout=0.2):
-            line = proc.stdout.readline()
-            if not line:
-                break
-            out.append(line.rstrip("\n"))
-            if re.search(pattern, out[-1]):
-                return out
-    proc.kill()
-    raise AssertionError(f"no line matching {pattern!r}: {out}\n{proc.stderr.read()}")
 
 
 def stop(proc) -> int:
