@@ -198,6 +198,8 @@ def configure_api(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     p.add_argument("-n", "--calls", type=int, default=3000, help="calls per phase (default 3000)")
     p.add_argument("--threads", type=int, default=16, help="concurrent client threads (default 16)")
+    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                   help="pass ARG to `flowdeck server start` (e.g. --server-arg=--no-ui), repeatable")
     p.add_argument("--pg-admin-url", default=os.environ.get("FLOWDECK_BENCH_PG_ADMIN_URL", PG_ADMIN_URL),
                    help="where to create the throwaway Postgres database")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -214,7 +216,7 @@ def bench_api(args) -> int:
 
     results: dict = {"database": args.database, "threads": args.threads, "calls_per_phase": args.calls}
     with bench_database(args.database, args.pg_admin_url) as url:
-        server = ServerProcess(url)
+        server = ServerProcess(url, args.server_arg)
         try:
             results["seconds_to_serving"] = round(server.seconds_to_serving, 3)
             time.sleep(1.0)
