@@ -97,6 +97,18 @@ class ServerProcess:
         self.address = self._wait_for_address()
         self.seconds_to_serving = self._wait_for_serving()
 
+    def dashboard_url(self, timeout: float = 30) -> str:
+        """The `dashboard: URL` line printed after the listening line."""
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sel.select(timeout=0.2):
+                line = self.proc.stdout.readline().strip()
+                if line.startswith("dashboard: "):
+                    return line.split(" ", 1)[1].rstrip("/")
+        raise SystemExit("the server printed no dashboard address")
+
     def _wait_for_address(self, timeout: float = 60) -> str:
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
@@ -186,6 +198,8 @@ def configure_api(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     p.add_argument("-n", "--calls", type=int, default=3000, help="calls per phase (default 3000)")
     p.add_argument("--threads", type=int, default=16, help="concurrent client threads (default 16)")
+    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                   help="pass ARG to `flowdeck server start` (e.g. --server-arg=--no-ui), repeatable")
     p.add_argument("--pg-admin-url", default=os.environ.get("FLOWDECK_BENCH_PG_ADMIN_URL", PG_ADMIN_URL),
                    help="where to create the throwaway Postgres database")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -204,7 +218,7 @@ def bench_api(args) -> int:
 
     results: dict = {"database": args.database, "threads": args.threads, "calls_per_phase": args.calls}
     with bench_database(args.database, args.pg_admin_url) as url:
-        server = ServerProcess(url)
+        server = ServerProcess(url, args.server_arg)
         try:
             results["seconds_to_serving"] = round(server.seconds_to_serving, 3)
             time.sleep(1.0)
@@ -398,6 +412,168 @@ def bench_agents_cmd(args) -> int:
     import bench_agents
 
     bench_agents.report(bench_agents.run(args, ServerProcess, bench_database, PG_ADMIN_URL), args.json)
+    return 0
+
+
+# -- ui -------------------------------------------------------------------------
+
+
+def configure_ui(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--deployments", type=int, default=1000)
+    p.add_argument("--runs", type=int, default=100_000)
+    p.add_argument("-n", "--requests", type=int, default=100, help="requests per page (default 100)")
+    p.add_argument("--paints", type=int, default=10, help="first paints of the runs page measured (default 10)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def _seed_ui(address: str, db_url: str, n_deps: int, n_runs: int) -> dict:
+    """Deployments through the API; runs (and one run's log) written straight into
+    the database, which is quicker than 100,000 calls and the same to read."""
+    import datetime as dt
+    import random
+
+    import grpc
+    from sqlalchemy import insert, select
+
+    from flowdeck.server.db import Database
+    from flowdeck.server.models import DeploymentRow, FlowRunRow, LogRow
+    from flowdeck.v1 import common_pb2 as c
+    from flowdeck.v1 import deployment_service_pb2 as dpb
+    from flowdeck.v1 import deployment_service_pb2_grpc as dgrpc
+
+    with grpc.insecure_channel(address) as ch:
+        stub = dgrpc.DeploymentServiceStub(ch)
+        futures = []
+        for i in range(n_deps):
+            d = c.Deployment(name=f"deployment-{i:04d}", flow_name=f"flow-{i % 20:02d}", tags=[f"team-{i % 7}"])
+            d.parameters.update({"i": i, "name": "bench"})
+            if i % 10 == 0:
+                d.schedule.interval.interval.seconds = 3600
+            futures.append(stub.CreateDeployment.future(dpb.CreateDeploymentRequest(deployment=d), timeout=60))
+        for f in futures:
+            f.result()
+    db = Database(db_url, threads=1)
+    rnd = random.Random(7)
+    now = dt.datetime.now(dt.timezone.utc)
+    with db.read() as s:
+        deps = s.execute(select(DeploymentRow.id, DeploymentRow.flow_id)).all()
+    # A few runs in flight at any time; the rest ended or scheduled ahead.
+    weights = [("COMPLETED", 7500), ("FAILED", 1000), ("CRASHED", 500), ("CANCELLED", 500), ("SCHEDULED", 490),
+               ("RUNNING", 6), ("PENDING", 4)]
+    kinds = [k for k, w in weights for _ in range(w)]
+    sample = None
+    for start in range(0, n_runs, 5000):
+        rows = []
+        for i in range(start, min(start + 5000, n_runs)):
+            dep_id, flow_id = deps[i % len(deps)]
+            kind = rnd.choice(kinds)
+            expected = now + dt.timedelta(seconds=rnd.uniform(60, 7 * 86400)) if kind == "SCHEDULED" \
+                else now - dt.timedelta(seconds=rnd.uniform(0, 30 * 86400))
+            ended = kind in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+            rows.append(dict(
+                id=str(uuid.uuid4()), name=f"run-{i}", flow_id=flow_id, deployment_id=dep_id,
+                parameters={"i": i}, tags=["bench"], state_type=kind, state_name=kind.title(), state_message="",
+                state_timestamp=expected, expected_start_time=expected,
+                start_time=expected if kind != "SCHEDULED" else None,
+                end_time=expected + dt.timedelta(seconds=30) if ended else None,
+                total_run_time=30.0 if ended else 0.0, flow_runner_type="universal", created=expected,
+                updated=expected))
+        with db.write() as s:
+            s.execute(insert(FlowRunRow), rows)
+        sample = sample or next(r for r in rows if r["state_type"] == "COMPLETED")
+    with db.write() as s:
+        s.execute(insert(LogRow), [dict(flow_run_id=sample["id"], timestamp=now, level=20, logger_name="bench",
+                                        message=f"log line {i}") for i in range(200)])
+    db.close()
+    return {"run": sample["id"], "deployment": deps[0][0]}
+
+
+def _first_paints(url: str, count: int) -> list[float]:
+    """First contentful paint (ms) of `url` in headless Chromium, a fresh context each time."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    path = shutil.which("chromium")
+    if not path:
+        return []
+    out = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        for _ in range(count + 1):
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(url, wait_until="load")
+            fcp = page.evaluate("performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1")
+            out.append(fcp)
+            context.close()
+        browser.close()
+    return out[1:]  # the first one warms the browser
+
+
+@subcommand("ui", "dashboard: server time per page (p50/p99) with 1,000 deployments and 100,000 runs; "
+            "first paint of the runs page in headless Chromium", configure_ui)
+def bench_ui(args) -> int:
+    import httpx
+
+    server = ServerProcess("", ["--no-scheduler"])
+    results: dict = {"deployments": args.deployments, "runs": args.runs, "requests_per_page": args.requests}
+    try:
+        base = server.dashboard_url()
+        t0 = time.monotonic()
+        ids = _seed_ui(server.address, f"sqlite:///{server.home.name}/flowdeck.db", args.deployments, args.runs)
+        results["seed_seconds"] = round(time.monotonic() - t0, 1)
+        with httpx.Client(base_url=base, timeout=60) as client:
+            def next_of(path: str) -> str:
+                m = re.search(r'href="([^"]+)" rel="next"', client.get(path).text)
+                return m.group(1).replace("&amp;", "&") if m else path
+
+            pages = {
+                "overview": "/",
+                "overview counts (cached 15 s)": "/overview/counts",
+                "deployments": "/deployments",
+                "deployments page 2": next_of("/deployments"),
+                "deployments search": "/deployments?q=deployment-09",
+                "deployment": f"/deployments/{ids['deployment']}",
+                "runs": "/runs",
+                "runs page 2": next_of("/runs"),
+                "runs failed, 7 days": "/runs?state=FAILED&state=CRASHED&since=7d",
+                "runs upcoming": "/runs?view=upcoming",
+                "run (200 log lines)": f"/runs/{ids['run']}",
+                "work queues": "/work-queues",
+                "storage": "/storage",
+            }
+            results["pages"] = {}
+            for label, path in pages.items():
+                for _ in range(5):
+                    assert client.get(path).status_code == 200, path
+                times, cpu = [], server.cpu_seconds
+                for _ in range(args.requests):
+                    t = time.perf_counter()
+                    r = client.get(path)
+                    times.append(time.perf_counter() - t)
+                    assert r.status_code == 200, (path, r.status_code)
+                q = statistics.quantiles(times, n=100, method="inclusive")
+                # CPU per page (API and dashboard together) does not depend on the machine's load.
+                results["pages"][label] = {"p50_ms": round(q[49] * 1000, 1), "p99_ms": round(q[98] * 1000, 1),
+                                           "cpu_ms": round((server.cpu_seconds - cpu) * 1000 / args.requests, 1),
+                                           "bytes": len(r.content)}
+        paints = _first_paints(base + "/runs", args.paints)
+        results["runs_first_paint_ms"] = ({"p50": round(statistics.median(paints), 1), "max": round(max(paints), 1)}
+                                          if paints else "chromium not installed")
+    finally:
+        results["exit_code"] = server.stop()
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"dashboard benchmark: {args.deployments} deployments, {args.runs} runs, {args.requests} requests "
+          f"per page (seeded in {results['seed_seconds']} s; load average {os.getloadavg()[0]:.1f})")
+    for label, r in results["pages"].items():
+        print(f"  {label:<30} p50 {r['p50_ms']:>7.1f} ms   p99 {r['p99_ms']:>7.1f} ms   "
+              f"server CPU {r['cpu_ms']:>6.1f} ms   {r['bytes']:>7} bytes")
+    print(f"  runs page first contentful paint (headless Chromium): {results['runs_first_paint_ms']}")
     return 0
 
 

@@ -73,9 +73,11 @@ MAX_MESSAGE = 64 * 1024 * 1024
 class FlowdeckServer:
     """A running server: `await start()`, then `port`, then `await stop()`."""
 
-    def __init__(self, settings: Settings | None = None, *, background: bool = True):
+    def __init__(self, settings: Settings | None = None, *, background: bool = True, local_address: str = ""):
         self.settings = settings or Settings.from_env()
         self.background = background
+        # A private listener beside the public port (the dashboard's way in).
+        self.local_address = local_address
         self.port = 0
         self.db: Database | None = None
         self.grpc: grpc.aio.Server | None = None
@@ -117,6 +119,8 @@ class FlowdeckServer:
             self.port = self.grpc.add_secure_port(f"{s.host}:{s.port}", creds)
         if self.port == 0:
             raise RuntimeError(f"cannot bind {s.host}:{s.port}")
+        if self.local_address:
+            self.grpc.add_insecure_port(self.local_address)
         await self.grpc.start()
         # Migrations after binding: health answers NOT_SERVING until they are done.
         await self.db.run(self.db.migrate)
@@ -169,11 +173,21 @@ def serve_forever(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        server = FlowdeckServer(settings)
+        dashboard = None
+        if settings.ui:
+            from flowdeck.server.dashboard.serve import DashboardServer
+
+            dashboard = DashboardServer(settings)  # binds now: a busy port fails before the API starts
+        server = FlowdeckServer(settings, local_address=dashboard.api_address if dashboard else "")
         await server.start()
         print(f"flowdeck server listening on {settings.host}:{server.port}", flush=True)
+        if dashboard:
+            dashboard.start()
+            print(f"dashboard: {dashboard.url}", flush=True)
         await stop.wait()
         log.info("shutting down: letting in-flight calls finish")
+        if dashboard:
+            await asyncio.to_thread(dashboard.stop)
         await server.stop()
 
     asyncio.run(main())

@@ -60,6 +60,10 @@ class Settings(BaseModel):
     auth_recheck_seconds: float = 5.0
     # How long a request_id's first response is kept for replays (AIP-155).
     request_log_retention_seconds: float = 86400.0
+    # The web dashboard (flowdeck.server.dashboard), served by `flowdeck server
+    # start` on the API's host: its port (0 picks a free one), or off.
+    ui: bool = True
+    ui_port: int = 4301
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

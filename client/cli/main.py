@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mutual TLS: clients must present a certificate signed by this CA")
     start.add_argument("--auth", action="store_true", default=None,
                        help="require API keys (see `flowdeck server create-admin-key`)")
+    start.add_argument("--ui-port", type=int, default=None,
+                       help="web dashboard port (default 4301, or a free one with --port 0; FLOWDECK_UI_PORT)")
+    start.add_argument("--no-ui", action="store_true", help="do not serve the web dashboard")
     start.set_defaults(func="flowdeck.cli.server_cmd:start")
     p = ssub.add_parser("create-admin-key", help="make an admin API key in the server's database directly "
                                                  "(prints the key once)")

@@ -1,4 +1,5 @@
 """`flowdeck server ...`."""
+import os
 
 
 def start(args) -> int:
@@ -9,7 +10,10 @@ def start(args) -> int:
     if args.no_scheduler:
         overrides["scheduler_enabled"] = False
     overrides.update(tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, auth=args.auth)
+    overrides.update(ui_port=args.ui_port, ui=False if args.no_ui else None)
     settings = Settings.from_env(**overrides)
+    if settings.port == 0 and args.ui_port is None and "FLOWDECK_UI_PORT" not in os.environ:
+        settings.ui_port = 0  # several servers side by side (tests): a free port each
     configure_logging(settings.log_level)
     from flowdeck.server.api.tls import server_credentials
 

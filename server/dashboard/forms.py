@@ -1,0 +1,179 @@
+"""The Quick Run form, built from a deployment's parameter schema.
+
+A JSON Schema (draft 2020-12, as pydantic writes it) becomes one field per
+parameter: strings, numbers, integers and booleans as inputs, enums as a
+choice, objects and arrays as JSON text. Values are read by their field's type;
+a value that does not read as that type is sent as the text typed, so the
+server's validator (the one place parameters are checked) refuses it and the
+form shows why next to the field. Without a schema the form is one JSON object.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+SCALARS = {"string", "integer", "number", "boolean"}
+RAW = "__json__"  # the field name of the schema-less form
+
+
+@dataclasses.dataclass
+class Field:
+    name: str
+    kind: str  # string, integer, number, boolean, enum, json
+    required: bool = False
+    title: str = ""
+    description: str = ""
+    choices: list[Any] = dataclasses.field(default_factory=list)
+    text: str = ""  # what the input shows
+    nullable: bool = False
+    error: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name
+
+    @property
+    def choice_texts(self) -> list[str]:
+        return [_as_text(c, "enum") for c in self.choices]
+
+
+def _resolve(prop: dict, schema: dict) -> dict:
+    """Follow a local $ref (#/$defs/Name) once."""
+    ref = prop.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = schema
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        merged = dict(target) if isinstance(target, dict) else {}
+        merged.update({k: v for k, v in prop.items() if k != "$ref"})
+        return merged
+    return prop
+
+
+def _kind(prop: dict, schema: dict) -> tuple[str, list, bool]:
+    """(kind, choices, nullable) of one property."""
+    prop = _resolve(prop, schema)
+    nullable = False
+    options = prop.get("anyOf") or prop.get("oneOf")
+    if isinstance(options, list):
+        kept = [_resolve(o, schema) for o in options if isinstance(o, dict) and o.get("type") != "null"]
+        nullable = len(kept) < len(options)
+        if len(kept) != 1:
+            return "json", [], nullable
+        prop = kept[0]
+    if "enum" in prop and isinstance(prop["enum"], list):
+        return "enum", list(prop["enum"]), nullable
+    if "const" in prop:
+        return "enum", [prop["const"]], nullable
+    t = prop.get("type")
+    if isinstance(t, list):
+        nullable = nullable or "null" in t
+        t = [x for x in t if x != "null"]
+        t = t[0] if len(t) == 1 else None
+    return (t if t in SCALARS else "json"), [], nullable
+
+
+def _as_text(value: Any, kind: str) -> str:
+    if value is None:
+        return ""
+    if kind == "string" and isinstance(value, str):
+        return value
+    if kind == "boolean":
+        return "true" if value else "false"
+    if kind == "enum" and isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def fields_for(schema: dict | None, defaults: dict) -> list[Field]:
+    """The form's fields: one per schema property, or one JSON object without a schema."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(props, dict):
+        return [Field(RAW, "json", title="parameters (JSON object)",
+                      text=json.dumps(defaults, indent=2, ensure_ascii=False, sort_keys=True))]
+    required = set(schema.get("required") or ())
+    out = []
+    for name, raw in props.items():
+        prop = raw if isinstance(raw, dict) else {}
+        kind, choices, nullable = _kind(prop, schema)
+        resolved = _resolve(prop, schema)
+        value = defaults[name] if name in defaults else resolved.get("default")
+        out.append(Field(name, kind, required=name in required, title=str(resolved.get("title") or ""),
+                         description=str(resolved.get("description") or ""), choices=choices,
+                         text=_as_text(value, kind), nullable=nullable))
+    return out
+
+
+def _read(field: Field, text: str) -> tuple[bool, Any]:
+    """(present, value): the text read as the field's type, or the text itself when it does not read."""
+    if text.strip() == "":
+        if field.kind == "string" and field.required:
+            return True, ""
+        return (True, None) if field.nullable and not field.required else (False, None)
+    try:
+        if field.kind == "integer":
+            return True, int(text.strip())
+        if field.kind == "number":
+            n = float(text.strip())
+            return True, int(n) if n.is_integer() and "." not in text and "e" not in text.lower() else n
+        if field.kind == "boolean":
+            low = text.strip().lower()
+            if low in ("true", "false"):
+                return True, low == "true"
+            return True, text
+        if field.kind == "enum":
+            for choice in field.choices:
+                if _as_text(choice, "enum") == text:
+                    return True, choice
+            return True, text
+        if field.kind == "json":
+            return True, json.loads(text)
+    except ValueError:
+        return True, text
+    return True, text
+
+
+def read(fields: list[Field], form) -> tuple[dict, list[Field]]:
+    """The parameters the form's values make, and the fields with the values typed.
+
+    Only a schema-less form can fail here (its text must be a JSON object); every
+    other value goes to the server, which decides."""
+    params: dict = {}
+    for field in fields:
+        text = form.get(field.name)
+        text = text if isinstance(text, str) else ""
+        field.text = text
+        if field.name == RAW:
+            try:
+                value = json.loads(text or "{}")
+            except ValueError as e:
+                field.error = f"not valid JSON: {e}"
+                continue
+            if not isinstance(value, dict):
+                field.error = "must be a JSON object of parameter names and values"
+                continue
+            params.update(value)
+            continue
+        present, value = _read(field, text)
+        if present:
+            params[field.name] = value
+    return params, fields
+
+
+def place_errors(fields: list[Field], violations: list[tuple[str, str]]) -> list[str]:
+    """Put the server's field violations (`parameters.count`) next to their
+    fields; return the ones that fit no field (shown at the top of the form)."""
+    by_name = {f.name: f for f in fields}
+    loose = []
+    for path, why in violations:
+        head = path.split(".", 1)
+        name = head[1].split(".", 1)[0].split("[", 1)[0] if head[0] == "parameters" and len(head) > 1 else None
+        target = by_name.get(name) if name else None
+        if target is None and head[0] == "parameters" and RAW in by_name:
+            target = by_name[RAW]
+        if target is None:
+            loose.append(f"{path}: {why}" if path else why)
+        else:
+            target.error = f"{target.error}; {why}" if target.error else why
+    return loose

@@ -1,0 +1,1 @@
+"""One module per page (or group of small pages); `common` holds what they share."""
