@@ -533,7 +533,7 @@ def test_upcoming_runs_page_with_a_token_bound_to_the_deployment(server, client)
             if not token:
                 break
             if len(seen) == 7:  # a run inserted before what was seen neither repeats nor shifts the rest
-                client.create_flow_run_from_deployment(dep.id, expected_start_time=dt.datetime.now(UTC))
+                client.create_flow_run_from_deployment(deployment_id=dep.id, expected_start_time=dt.datetime.now(UTC))
         assert len(seen) == len(set(seen)) == 100  # the default horizon
         first = upcoming(spb.ListUpcomingRunsRequest(deployment_id=dep.id, page_size=7), timeout=20)
         with pytest.raises(grpc.RpcError) as err:

@@ -286,7 +286,7 @@ def test_preview_says_when_it_truncates(server, client):
         preview = wrpc.WorkQueueServiceStub(channel).PreviewWorkQueue
         full = preview(wpb.PreviewWorkQueueRequest(id=q.id, within_seconds=3600), timeout=20)
         assert len(full.flow_runs) == work_queues.PREVIEW_LIMIT and not full.truncated
-        client.create_flow_run_from_deployment(dep.id, expected_start_time=NOW() + dt.timedelta(minutes=30))
+        client.create_flow_run_from_deployment(deployment_id=dep.id, expected_start_time=NOW() + dt.timedelta(minutes=30))
         more = preview(wpb.PreviewWorkQueueRequest(id=q.id, within_seconds=3600), timeout=20)
         assert len(more.flow_runs) == work_queues.PREVIEW_LIMIT and more.truncated
         assert [r.id for r in more.flow_runs] == [r.id for r in full.flow_runs]  # soonest first

@@ -171,7 +171,8 @@ def place_errors(fields: list[Field], violations: list[tuple[str, str]]) -> list
         name = head[1].split(".", 1)[0].split("[", 1)[0] if head[0] == "parameters" and len(head) > 1 else None
         target = by_name.get(name) if name else None
         if target is None and head[0] == "parameters" and RAW in by_name:
-            target = by_name[RAW]
+            # The JSON box holds every parameter: say which one is refused.
+            target, why = by_name[RAW], f"{path}: {why}"
         if target is None:
             loose.append(f"{path}: {why}" if path else why)
         else:

@@ -107,9 +107,10 @@ async def runs_list(request: Request):
     query = RunQuery.parse(request.query_params)
     if not query.before and query.page:
         query = dataclasses.replace(query, page="")  # a token only means something with its pinned time
-    data = await load_runs(request, query)
-    next_url = query.url(page=data["next_page"], before=query.before or query.pinned_now().isoformat()) \
-        if data["next_page"] else ""
+    # The next page's token is bound to this page's filter, "now" included: pin it once.
+    pinned = dataclasses.replace(query, before=query.pinned_now().isoformat())
+    data = await load_runs(request, pinned)
+    next_url = pinned.url(page=data["next_page"]) if data["next_page"] else ""
     return page(request, "runs.html", "runs", query=query, states=STATES, windows=list(WINDOWS),
                 next_url=next_url, live_url=query.url("/live/runs") if not query.page else "", **data)
 
