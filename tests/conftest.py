@@ -151,6 +151,28 @@ def flowdeck_home(tmp_path, monkeypatch):
     return home
 
 
+@pytest.fixture
+def server_process(tmp_path):
+    """Start `flowdeck server start` processes: `server_process(*flags, env=...,
+    database_url=..., home=...)` returns a started `ServerProcess`. Each is
+    stopped after the test, and its output is printed (pytest shows it when the
+    test failed)."""
+    from support.processes import ServerProcess
+
+    started: list[ServerProcess] = []
+
+    def start(*args, **kw) -> ServerProcess:
+        server = ServerProcess(tmp_path / f"server-{len(started)}", *args, **kw)
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+        print(f"----- {server.log_path}\n{server.output()}")
+
+
 def run_cli(*args, env=None, cwd=None, timeout=120, input=None):
     """Run the real `flowdeck` console script as a process."""
     import subprocess

@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import grpc
 import pytest
 
 from conftest import run_cli
+from support.processes import stop_process
 
 
 # -- a throwaway CA ---------------------------------------------------------------------
@@ -223,23 +223,14 @@ def test_bad_tls_settings_fail_clearly(tmp_path, pki):
     assert creds(tls_cert=str(pki / "server.pem"), tls_key=str(pki / "server-key.pem")) is not None
 
 
-def _start(args, env):
-    exe = Path(sys.executable).parent / "flowdeck"
-    return subprocess.Popen([str(exe), "server", "start", "--port", "0", "--no-scheduler", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+def _tls_credentials(pki, client_cert: bool = False):
+    """What a client (here: the helper's health check) needs to trust the server."""
+    cert = dict(private_key=(pki / "client-key.pem").read_bytes(),
+                certificate_chain=(pki / "client.pem").read_bytes()) if client_cert else {}
+    return grpc.ssl_channel_credentials(root_certificates=(pki / "ca.pem").read_bytes(), **cert)
 
 
-def _stop(proc) -> str:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-    return err
-
-
-def test_cli_server_with_tls_flags(tmp_path, pki):
+def test_cli_server_with_tls_flags(tmp_path, pki, server_process):
     """`flowdeck server start --tls-cert --tls-key --tls-client-ca --auth` and the CLI
     as its client (FLOWDECK_API_TLS_* and FLOWDECK_API_KEY)."""
     env = {"FLOWDECK_HOME": str(tmp_path / "home"), "FLOWDECK_API_KEY": "", "FLOWDECK_DATABASE_URL": "",
@@ -247,22 +238,17 @@ def test_cli_server_with_tls_flags(tmp_path, pki):
     made = run_cli("server", "create-admin-key", "root", env=env)
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
-    proc = _start(["--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server-key.pem"),
-                   "--tls-client-ca", str(pki / "ca.pem"), "--auth"], env)
-    try:
-        line = proc.stdout.readline()
-        assert "listening on" in line, line
-        url = line.strip().rsplit(" ", 1)[-1]
-        client_env = {**env, "FLOWDECK_API_URL": url, "FLOWDECK_API_TLS_CA": str(pki / "ca.pem"),
-                      "FLOWDECK_API_TLS_CERT": str(pki / "client.pem"),
-                      "FLOWDECK_API_TLS_KEY": str(pki / "client-key.pem"), "FLOWDECK_API_KEY": key}
-        ok = run_cli("deployment", "ls", "--json", env=client_env)
-        assert ok.returncode == 0, ok.stderr
-        plain = run_cli("deployment", "ls", env={**client_env, "FLOWDECK_API_TLS_CA": "",
-                                                  "FLOWDECK_API_TLS_CERT": "", "FLOWDECK_API_TLS_KEY": ""})
-        assert plain.returncode == 1 and plain.stderr.strip().count("\n") == 0, plain.stderr
-    finally:
-        _stop(proc)
+    server = server_process("--no-scheduler", "--tls-cert", str(pki / "server.pem"),
+                            "--tls-key", str(pki / "server-key.pem"), "--tls-client-ca", str(pki / "ca.pem"),
+                            "--auth", home=tmp_path / "home", credentials=_tls_credentials(pki, client_cert=True))
+    client_env = {**env, "FLOWDECK_API_URL": server.address, "FLOWDECK_API_TLS_CA": str(pki / "ca.pem"),
+                  "FLOWDECK_API_TLS_CERT": str(pki / "client.pem"),
+                  "FLOWDECK_API_TLS_KEY": str(pki / "client-key.pem"), "FLOWDECK_API_KEY": key}
+    ok = run_cli("deployment", "ls", "--json", env=client_env)
+    assert ok.returncode == 0, ok.stderr
+    plain = run_cli("deployment", "ls", env={**client_env, "FLOWDECK_API_TLS_CA": "",
+                                              "FLOWDECK_API_TLS_CERT": "", "FLOWDECK_API_TLS_KEY": ""})
+    assert plain.returncode == 1 and plain.stderr.strip().count("\n") == 0, plain.stderr
 
 
 def test_cli_bad_tls_file_is_one_line(tmp_path):
@@ -273,19 +259,16 @@ def test_cli_bad_tls_file_is_one_line(tmp_path):
     assert "cannot read --tls-cert" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_binding_beyond_loopback_without_tls_warns(tmp_path, pki):
-    env = {"FLOWDECK_HOME": str(tmp_path / "home"), "FLOWDECK_DATABASE_URL": ""}
-    proc = _start(["--host", "0.0.0.0"], env)
-    line = proc.stdout.readline()
-    err = _stop(proc)
-    assert "listening on" in line
-    assert "without TLS" in err and "without --auth" in err
-    proc = _start(["--host", "0.0.0.0", "--tls-cert", str(pki / "server.pem"),
-                   "--tls-key", str(pki / "server-key.pem"), "--auth"], env)
-    line = proc.stdout.readline()
-    err = _stop(proc)
-    assert "listening on" in line
-    assert "without TLS" not in err and "without --auth" not in err
+def test_binding_beyond_loopback_without_tls_warns(tmp_path, pki, server_process):
+    home = tmp_path / "home"
+    plain = server_process("--no-scheduler", "--host", "0.0.0.0", home=home)
+    assert plain.stop() == 0
+    assert "without TLS" in plain.output() and "without --auth" in plain.output()
+    secure = server_process("--no-scheduler", "--host", "0.0.0.0", "--tls-cert", str(pki / "server.pem"),
+                            "--tls-key", str(pki / "server-key.pem"), "--auth", home=home,
+                            credentials=_tls_credentials(pki))
+    assert secure.stop() == 0
+    assert "without TLS" not in secure.output() and "without --auth" not in secure.output()
 
 
 FLOW = '''
@@ -349,10 +332,5 @@ def test_agent_runs_a_flow_over_mutual_tls_with_an_agent_key(tmp_path, pki, sess
         admin.close()
     finally:
         if agent is not None:
-            agent.send_signal(signal.SIGTERM)
-            try:
-                agent.wait(30)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait()
+            stop_process(agent)
         server.stop()
