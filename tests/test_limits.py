@@ -5,7 +5,6 @@ deadlines."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import grpc
 import pytest
@@ -146,12 +145,12 @@ def test_server_side_work_has_a_deadline(tmp_path, monkeypatch):
     address = server.start()
     try:
         with FlowdeckClient(address) as c:
-            t0 = time.monotonic()
+            # No client deadline, and the handler would sleep 30 s: only the
+            # server's own deadline can end the call with this status.
             with pytest.raises(grpc.RpcError) as err:
-                c.flows.GetFlowByName(fpb.GetFlowByNameRequest(name="x"))  # no client deadline
+                c.flows.GetFlowByName(fpb.GetFlowByNameRequest(name="x"))
             assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             assert "FLOWDECK_RPC_DEADLINE_SECONDS" in err.value.details()
-            assert time.monotonic() - t0 < 10
             # Other calls are unaffected.
             assert c.list_flows() == []
     finally:

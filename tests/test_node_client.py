@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import uuid
@@ -13,6 +12,7 @@ import uuid
 import pytest
 
 from conftest import ROOT, run_cli
+from support.processes import stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -64,11 +64,7 @@ def test_node_client_drives_the_lifecycle(node_client, live_server, tmp_path):
             capture_output=True, text=True, timeout=180, cwd=ROOT / "tools",
         )
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
+        stop_process(agent)
         agent_log.close()
     detail = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\nagent:\n{(tmp_path / 'agent.log').read_text()[-3000:]}"
     assert result.returncode == 0, detail

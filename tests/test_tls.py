@@ -129,13 +129,13 @@ def test_tls_client_works_and_plaintext_client_fails(tmp_path, database_url, pki
             flow = c.create_flow("over-tls")
             assert c.get_flow(flow.id).name == "over-tls"
         clean_env.delenv("FLOWDECK_API_TLS_CA")
-        with FlowdeckClient(server.address, timeout=3, retries=1) as plain:
+        with FlowdeckClient(server.address, timeout=20, retries=1) as plain:
             with pytest.raises(UnavailableError):
                 plain.list_flows()
         # TLS without the CA: the server's certificate is not trusted.
         from flowdeck.channels import make_channel
 
-        with FlowdeckClient(server.address, timeout=3, retries=1,
+        with FlowdeckClient(server.address, timeout=20, retries=1,
                             channel=make_channel(server.address, tls=True)) as untrusting:
             with pytest.raises(UnavailableError):
                 untrusting.list_flows()
@@ -163,12 +163,12 @@ def test_mutual_tls_refuses_clients_without_a_certificate(tmp_path, database_url
     server = _server(tmp_path, database_url, pki, tls_client_ca=str(pki / "ca.pem"))
     try:
         clean_env.setenv("FLOWDECK_API_TLS_CA", str(pki / "ca.pem"))
-        with FlowdeckClient(server.address, timeout=3, retries=1) as no_cert:
+        with FlowdeckClient(server.address, timeout=20, retries=1) as no_cert:
             with pytest.raises(UnavailableError):
                 no_cert.list_flows()
         clean_env.setenv("FLOWDECK_API_TLS_CERT", str(pki / "rogue.pem"))
         clean_env.setenv("FLOWDECK_API_TLS_KEY", str(pki / "rogue-key.pem"))
-        with FlowdeckClient(server.address, timeout=3, retries=1) as rogue:
+        with FlowdeckClient(server.address, timeout=20, retries=1) as rogue:
             with pytest.raises(UnavailableError):
                 rogue.list_flows()
         clean_env.setenv("FLOWDECK_API_TLS_CERT", str(pki / "client.pem"))
