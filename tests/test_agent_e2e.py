@@ -26,6 +26,8 @@ import pytest
 
 from conftest import BACKENDS, run_cli
 from support.processes import BIN, ServerProcess, clean_env, stop_process
+from support.waiting import wait_for_state as wait_state
+from support.waiting import wait_until
 
 TTL = 3.0
 NOW = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
@@ -91,11 +93,11 @@ class AgentProcess:
         return self.log_path.read_text()
 
     def wait_for(self, text: str, count: int = 1, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self.log().count(text) < count:
+        def logged():
             assert self.proc.poll() is None, self.log()
-            assert time.monotonic() < deadline, f"{text!r} not in the log of {self.name}:\n{self.log()}"
-            time.sleep(0.05)
+            return self.log().count(text) >= count
+
+        wait_until(logged, lambda: f"{text!r} in the log of {self.name}:\n{self.log()}", timeout)
 
     def stop(self, timeout: float = 30) -> int:
         return stop_process(self.proc, timeout)
@@ -148,27 +150,13 @@ def deployment(w, name, flow="work", **fields):
     return dep
 
 
-def wait_state(client, run_id, states, timeout=60.0):
-    states = {states} if isinstance(states, str) else set(states)
-    deadline = time.monotonic() + timeout
-    while True:
-        run = client.get_flow_run(run_id)
-        if run.state.type in states:
-            return run
-        assert time.monotonic() < deadline, f"run is {run.state.type} ({run.state.message}), wanted {states}"
-        time.sleep(0.05)
-
-
-def wait_gone(pid: int, timeout: float = 30) -> None:
-    """Until no process has this id (the agent has stopped and reaped it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        assert time.monotonic() < deadline, f"process {pid} is still running"
-        time.sleep(0.05)
+def gone(pid: int) -> bool:
+    """No process has this id (its parent has reaped it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def marks(tmp: pathlib.Path) -> list[tuple[str, str, int, float]]:
@@ -243,7 +231,7 @@ def test_scheduled_flow_runs_end_to_end_with_logs_lease_info_and_cancel(world):
     cancelled = wait_state(w.client, long.id, "CANCELLED")
     # The agent stopped it (the cancel was pushed to it), not a lapsed lease.
     assert "stopped the flow's process" in cancelled.state.message
-    wait_gone(pid)
+    wait_until(lambda: gone(pid), f"the flow's process {pid} to end")
     assert not [m for m in marks(w.tmp) if m[0] == "end" and m[1] == "long"]
 
 

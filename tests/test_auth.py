@@ -12,7 +12,6 @@ import importlib
 import logging
 import pkgutil
 import threading
-import time
 
 import grpc
 import pytest
@@ -20,6 +19,7 @@ from google.protobuf import message_factory
 
 import flowdeck.v1
 from conftest import insert_test_keys, run_cli
+from support.waiting import wait_until
 
 DENIALS = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 CREDENTIALS = ("none", "malformed", "unknown", "read", "write", "agent", "admin", "revoked")
@@ -401,16 +401,15 @@ def test_lease_streams_per_key_are_capped(lease_server):
         assert "FLOWDECK_MAX_LEASE_STREAMS_PER_KEY" in extra[1].details()
         # Closing one frees its place (once the server has seen the cancel).
         opened[0][1].cancel()
-        deadline = time.monotonic() + 30
-        while True:
-            again = _open_lease(address, keys["agent"], "q")
-            opened.append(again)
+
+        def welcomed_again() -> bool:
+            opened.append(_open_lease(address, keys["agent"], "q"))
             try:
-                assert next(again[1]).WhichOneof("kind") == "welcome"
-                break
+                return next(opened[-1][1]).WhichOneof("kind") == "welcome"
             except grpc.RpcError:
-                assert time.monotonic() < deadline, "a closed stream did not free its place"
-                time.sleep(0.1)
+                return False
+
+        wait_until(welcomed_again, "a closed stream to free its place", every=0.1)
     finally:
         for channel, _call, stop in opened:
             stop.set()

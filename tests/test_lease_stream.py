@@ -21,6 +21,8 @@ import pytest
 from flowdeck import exceptions as exc
 from flowdeck.v1 import agent_service_pb2 as apb
 from flowdeck.v1 import agent_service_pb2_grpc as agrpc
+from support.waiting import wait_for_state as wait_state
+from support.waiting import wait_until
 
 TTL = 30.0
 SHORT = 2.0  # the expiry tests' server
@@ -163,17 +165,6 @@ def holders(api, runs) -> dict[str, int]:
 
 def when(ts) -> dt.datetime:
     return ts.ToDatetime(tzinfo=dt.timezone.utc)
-
-
-def wait_state(api, run_id, state, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        run = api.get_flow_run(run_id)
-        if run.state.type == state:
-            return run
-        if time.monotonic() > deadline:
-            raise AssertionError(f"run is {run.state.type} ({run.state.message}), not {state}")
-        time.sleep(0.05)
 
 
 # -- hello ---------------------------------------------------------------------------
@@ -464,6 +455,7 @@ def test_replicas_push_through_listen_notify(database_url, tmp_path_factory, db,
     from flowdeck.server.settings import Settings
 
     servers = []
+    others = listeners(db)
     try:
         for name in ("a", "b"):
             settings = Settings(home=tmp_path_factory.mktemp(f"replica-{name}"), database_url=database_url, port=0,
@@ -476,10 +468,8 @@ def test_replicas_push_through_listen_notify(database_url, tmp_path_factory, db,
         dep = setup(b)
         s, _ = connect(b, ["q"], capacity=1)  # on replica A
         streams.append(s)
-        deadline = time.monotonic() + 30
-        while listeners(db) < 2:  # both replicas' LISTEN connections are up
-            assert time.monotonic() < deadline, f"{listeners(db)} of 2 replicas listen"
-            time.sleep(0.05)
+        # (Other servers of this module listen on the same database too.)
+        wait_until(lambda: listeners(db) >= others + 2, "both replicas' LISTEN connections")
         run = b.create_flow_run_from_deployment(dep.id)
         leased = s.next("leased_run").leased_run
         assert leased.flow_run.id == run.id

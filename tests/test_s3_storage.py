@@ -20,6 +20,7 @@ import pytest
 from flowdeck.blocks.storage import S3StorageBlock, StorageError, block_from_document
 from support import processes
 from support.processes import BIN, stop_process
+from support.waiting import wait_until
 
 KEY_ID = "AKIAS3TESTKEYID77QZX"
 SECRET = "s3cr3t-Zq9-VERY-PRIVATE-do-not-print-4711"
@@ -284,14 +285,15 @@ def test_flow_stored_elsewhere_runs_where_the_script_does_not_exist(where, moto_
                              stdout=agent_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         with FlowdeckClient(server_proc.address) as c:
-            run = c.create_flow_run_from_deployment(f"greet/far-{where}")
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                run = c.get_flow_run(run.id)
-                if run.state.is_terminal:
-                    break
-                time.sleep(0.3)
-            logs = "\n".join(rec.message for rec in c.list_logs(run.id))
+            run_id = c.create_flow_run_from_deployment(f"greet/far-{where}").id
+
+            def finished():
+                run = c.get_flow_run(run_id)
+                return run if run.state.is_terminal else None
+
+            run = wait_until(finished, lambda: "the run to finish; the agent said:\n"
+                             + (tmp_path / "agent.log").read_text().replace(SECRET, "<SECRET>"), timeout=90)
+            logs = "\n".join(rec.message for rec in c.list_logs(run_id))
     finally:
         stop_process(agent, timeout=40)
         agent_log.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-import time
 
 import pytest
 from sqlalchemy import func, select, text, update
@@ -17,6 +16,7 @@ from flowdeck.server import deployments, flow_runs, scheduler
 from flowdeck.core import states
 from flowdeck.server.models import DeploymentRow, FlowRunRow, FlowRunStateRow
 from flowdeck.server.settings import Settings
+from support.waiting import wait_until
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2030, 1, 1, tzinfo=UTC)
@@ -373,13 +373,6 @@ def unscheduled(db) -> int:
         return s.scalar(select(func.count()).select_from(DeploymentRow).where(DeploymentRow.scheduled_until.is_(None)))
 
 
-def wait_until(check, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"no {what} in {timeout} s"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def pg_url(pg_database_factory):
     from conftest import require_postgres
@@ -410,7 +403,7 @@ def test_two_servers_on_one_postgres_never_create_a_slot_twice(pg_url, tmp_path,
             # from scratch; the round is over when every one was done again.
             with db.write() as s:
                 s.execute(update(DeploymentRow).values(scheduled_until=None, scheduler_due_at=None))
-            wait_until(lambda: unscheduled(db) == 0, "scheduler pass after the reset")
+            wait_until(lambda: unscheduled(db) == 0, "a scheduler pass after the reset")
         for c in clients:
             c.close()
     finally:

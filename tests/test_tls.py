@@ -13,6 +13,7 @@ import pytest
 
 from conftest import run_cli
 from support.processes import stop_process
+from support.waiting import wait_until
 
 
 # -- a throwaway CA ---------------------------------------------------------------------
@@ -285,8 +286,6 @@ def hello(name: str = "world"):
 def test_agent_runs_a_flow_over_mutual_tls_with_an_agent_key(tmp_path, pki, session_key_material):
     """The whole path with security on: server (TLS, client CA, auth), an agent
     process with an agent key, its flow process reporting state and logs."""
-    import time
-
     from conftest import insert_test_keys
     from flowdeck.client import FlowdeckClient
     from flowdeck.flow_data import file_flow_data
@@ -318,14 +317,12 @@ def test_agent_runs_a_flow_over_mutual_tls_with_an_agent_key(tmp_path, pki, sess
         agent = subprocess.Popen([str(exe), "agent", "start", "--work-queue", "secure", "--name", "sec"],
                                  stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
         run = admin.create_flow_run_from_deployment(dep.id, parameters={"name": "tls"})
-        deadline = time.monotonic() + 60
-        while True:
-            got = admin.get_flow_run(run.id)
-            if got.state.is_terminal:
-                break
+        def finished():
             assert agent.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, f"run is {got.state.type}\n{log_path.read_text()}"
-            time.sleep(0.1)
+            got = admin.get_flow_run(run.id)
+            return got if got.state.is_terminal else None
+
+        got = wait_until(finished, lambda: f"the run to finish\n{log_path.read_text()}")
         assert got.state.type == "COMPLETED", (got.state, log_path.read_text())
         assert any("hello tls" in r.message for r in admin.list_logs(run.id))
         assert keys["agent"] not in log_path.read_text()
