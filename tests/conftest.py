@@ -122,17 +122,23 @@ def db(database_url):
     database.close()
 
 
+def in_process_server(home, *, background: bool = False, **settings):
+    """A started server on its own thread, on 127.0.0.1 port 0 (its address in
+    `.address`): `settings` are flowdeck.server.settings.Settings fields;
+    `background` runs its loops (scheduler, dispatcher, lease expiry)."""
+    from flowdeck.server.app import ThreadedServer
+    from flowdeck.server.settings import Settings
+
+    server = ThreadedServer(Settings(home=home, port=0, **settings), background=background)
+    server.address = server.start()
+    return server
+
+
 @pytest.fixture(scope="session")
 def session_server(database_url, tmp_path_factory):
     """One in-process server per backend for the session (background loops off:
     tests that need the scheduler or dispatcher start their own server)."""
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
-
-    settings = Settings(home=tmp_path_factory.mktemp("home"), database_url=database_url, port=0)
-    server = ThreadedServer(settings, background=False)
-    address = server.start()
-    server.address = address
+    server = in_process_server(tmp_path_factory.mktemp("home"), database_url=database_url)
     yield server
     server.stop()
 
@@ -223,13 +229,8 @@ def insert_test_keys(db, material) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def session_auth_server(database_url, tmp_path_factory):
     """A server with auth on, beside `session_server` on the same database."""
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
-
-    settings = Settings(home=tmp_path_factory.mktemp("auth-home"), database_url=database_url, port=0,
-                        auth=True, auth_recheck_seconds=0.5)
-    server = ThreadedServer(settings, background=False)
-    server.address = server.start()
+    server = in_process_server(tmp_path_factory.mktemp("auth-home"), database_url=database_url, auth=True,
+                               auth_recheck_seconds=0.5)
     yield server
     server.stop()
 

@@ -332,15 +332,11 @@ def lease_server(request, database_url, tmp_path, session_key_material):
     """A server with auth and its background loops (the lease stream needs the
     dispatcher), at most two lease streams per key; yields (server, admin client).
     It re-checks keys every 0.5 s, or as often as an indirect parameter says."""
-    from conftest import truncate_all
+    from conftest import in_process_server, truncate_all
     from flowdeck.client import FlowdeckClient
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
 
-    server = ThreadedServer(Settings(home=tmp_path, database_url=database_url, port=0, auth=True,
-                                     auth_recheck_seconds=getattr(request, "param", 0.5),
-                                     max_lease_streams_per_key=2), background=True)
-    server.address = server.start()
+    server = in_process_server(tmp_path, background=True, database_url=database_url, auth=True,
+                               auth_recheck_seconds=getattr(request, "param", 0.5), max_lease_streams_per_key=2)
     truncate_all(server.server.db)
     server.keys = insert_test_keys(server.server.db, session_key_material)
     admin = FlowdeckClient(server.address, timeout=20, api_key=server.keys["admin"])

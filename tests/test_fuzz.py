@@ -337,13 +337,10 @@ def fuzz_server(request, database_url, tmp_path_factory):
     """Every test here runs against an open server and again with auth on (issue 8),
     calling with an admin key: the auth layer must not add UNKNOWN or INTERNAL
     either. Background loops on: the lease stream needs the dispatcher."""
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
+    from conftest import in_process_server
 
-    settings = Settings(home=tmp_path_factory.mktemp(f"fuzz-{request.param}"), database_url=database_url, port=0,
-                        auth=request.param == "auth", scheduler_enabled=False)
-    server = ThreadedServer(settings, background=True)
-    server.address = server.start()
+    server = in_process_server(tmp_path_factory.mktemp(f"fuzz-{request.param}"), background=True,
+                               database_url=database_url, auth=request.param == "auth", scheduler_enabled=False)
     yield server
     server.stop()
 

@@ -18,6 +18,7 @@ import time
 import grpc
 import pytest
 
+from conftest import in_process_server
 from flowdeck import exceptions as exc
 from flowdeck.v1 import agent_service_pb2 as apb
 from flowdeck.v1 import agent_service_pb2_grpc as agrpc
@@ -29,28 +30,23 @@ SHORT = 2.0  # the expiry tests' server
 NOW = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
 
 
-def _lease_server(database_url, home, ttl: float):
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
-
-    settings = Settings(home=home, database_url=database_url, port=0, lease_ttl_seconds=ttl,
-                        scheduler_enabled=False, dispatcher_safety_tick_seconds=3600)
-    server = ThreadedServer(settings, background=True)
-    return server, server.start()
+def _lease_server(home, database_url, ttl: float):
+    return in_process_server(home, background=True, database_url=database_url, lease_ttl_seconds=ttl,
+                             scheduler_enabled=False, dispatcher_safety_tick_seconds=3600)
 
 
 @pytest.fixture(scope="module")
 def lease_server(database_url, tmp_path_factory):
-    server, address = _lease_server(database_url, tmp_path_factory.mktemp("lease-home"), TTL)
-    yield address
+    server = _lease_server(tmp_path_factory.mktemp("lease-home"), database_url, TTL)
+    yield server.address
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def short_lease_server(database_url, tmp_path_factory):
     """Its lease expiry starts one TTL after it did: made only for the tests that need it."""
-    server, address = _lease_server(database_url, tmp_path_factory.mktemp("short-lease-home"), SHORT)
-    yield address
+    server = _lease_server(tmp_path_factory.mktemp("short-lease-home"), database_url, SHORT)
+    yield server.address
     server.stop()
 
 
@@ -451,20 +447,14 @@ def test_replicas_push_through_listen_notify(database_url, tmp_path_factory, db,
     if not database_url.startswith("postgresql"):
         pytest.skip("LISTEN/NOTIFY is for Postgres replicas")
     from flowdeck.client import FlowdeckClient
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
 
     servers = []
     others = listeners(db)
     try:
         for name in ("a", "b"):
-            settings = Settings(home=tmp_path_factory.mktemp(f"replica-{name}"), database_url=database_url, port=0,
-                                lease_ttl_seconds=30, scheduler_enabled=False, dispatcher_safety_tick_seconds=3600)
-            server = ThreadedServer(settings, background=True)
-            servers.append((server, server.start()))
-        (_, addr_a), (_, addr_b) = servers
-        b = FlowdeckClient(addr_b, timeout=20)
-        b.address_for_streams = addr_a
+            servers.append(_lease_server(tmp_path_factory.mktemp(f"replica-{name}"), database_url, TTL))
+        b = FlowdeckClient(servers[1].address, timeout=20)
+        b.address_for_streams = servers[0].address
         dep = setup(b)
         s, _ = connect(b, ["q"], capacity=1)  # on replica A
         streams.append(s)
@@ -478,7 +468,7 @@ def test_replicas_push_through_listen_notify(database_url, tmp_path_factory, db,
         assert s.next("cancel_run").cancel_run.flow_run_id == run.id
         b.close()
     finally:
-        for server, _ in servers:
+        for server in servers:
             server.stop()
 
 

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, in_process_server, run_cli
 from support.processes import stop_process
 
 pytestmark = pytest.mark.slow
@@ -34,13 +34,9 @@ def node_client():
 @pytest.fixture
 def live_server(database_url, tmp_path):
     """A server with its scheduler and dispatcher running (background loops on)."""
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
-
-    server = ThreadedServer(Settings(home=tmp_path / "server-home", database_url=database_url, port=0,
-                                     scheduler_loop_seconds=1.0))
-    address = server.start()
-    yield address
+    server = in_process_server(tmp_path / "server-home", background=True, database_url=database_url,
+                               scheduler_loop_seconds=1.0)
+    yield server.address
     server.stop()
 
 

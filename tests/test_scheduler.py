@@ -382,17 +382,13 @@ def pg_url(pg_database_factory):
 
 
 def test_two_servers_on_one_postgres_never_create_a_slot_twice(pg_url, tmp_path, caplog):
+    from conftest import in_process_server
     from flowdeck.client import FlowdeckClient
-    from flowdeck.server.app import ThreadedServer
     from flowdeck.server.db import Database
 
-    servers = []
-    for i in range(2):
-        st = Settings(home=tmp_path / f"s{i}", database_url=pg_url, port=0, scheduler_loop_seconds=0.1,
-                      scheduler_max_runs=4, scheduler_min_runs=2, late_after_seconds=60)
-        srv = ThreadedServer(st, background=True)
-        srv.address = srv.start()
-        servers.append(srv)
+    servers = [in_process_server(tmp_path / f"s{i}", background=True, database_url=pg_url,
+                                 scheduler_loop_seconds=0.1, scheduler_max_runs=4, scheduler_min_runs=2,
+                                 late_after_seconds=60) for i in range(2)]
     db = Database(pg_url, threads=2)
     try:
         clients = [FlowdeckClient(s.address, timeout=20) for s in servers]
@@ -519,16 +515,14 @@ def test_upcoming_runs_and_next_run_time_through_the_api(client):
 
 def test_end_to_end_runs_appear_on_time(tmp_path):
     """A real server with its background loop (0.5 s) and a 2 s interval."""
+    from conftest import in_process_server
     from flowdeck.client import FlowdeckClient
-    from flowdeck.server.app import ThreadedServer
 
-    st = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'e2e.db'}", port=0,
-                  scheduler_loop_seconds=0.5, scheduler_max_runs=3, scheduler_min_runs=3,
-                  late_after_seconds=1)
-    srv = ThreadedServer(st, background=True)
-    address = srv.start()
+    srv = in_process_server(tmp_path, background=True, database_url=f"sqlite:///{tmp_path / 'e2e.db'}",
+                            scheduler_loop_seconds=0.5, scheduler_max_runs=3, scheduler_min_runs=3,
+                            late_after_seconds=1)
     try:
-        with FlowdeckClient(address, timeout=20) as client:
+        with FlowdeckClient(srv.address, timeout=20) as client:
             before = dt.datetime.now(UTC)
             dep, _ = client.create_deployment("tick", flow_name="e2e", schedule={"interval": 2})
             first = client.list_upcoming_runs(dep.id)

@@ -15,17 +15,16 @@ DIRECT_WRITES = 60
 
 
 def test_concurrent_writers_never_see_database_is_locked(tmp_path, server_process):
+    from conftest import in_process_server
     from flowdeck.client import FlowdeckClient
-    from flowdeck.server.app import ThreadedServer
     from flowdeck.server.db import Database
     from flowdeck.server.flow_runs import FlowRunInput, create
     from flowdeck.server.models import DeploymentRow, FlowRunRow, FlowRunStateRow
-    from flowdeck.server.settings import Settings
 
     path = tmp_path / "shared.db"
     url = f"sqlite:///{path}"
-    server = ThreadedServer(Settings(home=tmp_path, database_url=url, port=0), background=False)
-    address = server.start()
+    server = in_process_server(tmp_path, database_url=url)
+    address = server.address
     other = server_process(database_url=url)
     direct = Database(url, threads=2)
 

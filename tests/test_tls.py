@@ -96,15 +96,10 @@ def pki(tmp_path_factory):
 
 
 def _server(tmp_path, database_url, pki, **extra):
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
+    from conftest import in_process_server, truncate_all
 
-    settings = Settings(home=tmp_path, database_url=database_url, port=0,
-                        tls_cert=str(pki / "server.pem"), tls_key=str(pki / "server-key.pem"), **extra)
-    server = ThreadedServer(settings, background=False)
-    server.address = server.start()
-    from conftest import truncate_all
-
+    server = in_process_server(tmp_path, database_url=database_url, tls_cert=str(pki / "server.pem"),
+                               tls_key=str(pki / "server-key.pem"), **extra)
     truncate_all(server.server.db)
     return server
 
@@ -286,17 +281,15 @@ def hello(name: str = "world"):
 def test_agent_runs_a_flow_over_mutual_tls_with_an_agent_key(tmp_path, pki, session_key_material):
     """The whole path with security on: server (TLS, client CA, auth), an agent
     process with an agent key, its flow process reporting state and logs."""
-    from conftest import insert_test_keys
+    from conftest import in_process_server, insert_test_keys
     from flowdeck.client import FlowdeckClient
     from flowdeck.flow_data import file_flow_data
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
 
     (tmp_path / "flows.py").write_text(FLOW)
-    server = ThreadedServer(Settings(home=tmp_path / "home", port=0, auth=True, lease_ttl_seconds=5,
-                                     tls_cert=str(pki / "server.pem"), tls_key=str(pki / "server-key.pem"),
-                                     tls_client_ca=str(pki / "ca.pem")), background=True)
-    address = server.start()
+    server = in_process_server(tmp_path / "home", background=True, auth=True, lease_ttl_seconds=5,
+                               tls_cert=str(pki / "server.pem"), tls_key=str(pki / "server-key.pem"),
+                               tls_client_ca=str(pki / "ca.pem"))
+    address = server.address
     keys = insert_test_keys(server.server.db, session_key_material)
     tls_env = {"FLOWDECK_API_TLS_CA": str(pki / "ca.pem"), "FLOWDECK_API_TLS_CERT": str(pki / "client.pem"),
                "FLOWDECK_API_TLS_KEY": str(pki / "client-key.pem")}
