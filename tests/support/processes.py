@@ -39,8 +39,7 @@ def stop_process(proc: subprocess.Popen, timeout: float = 30) -> int:
 class ServerProcess:
     """`flowdeck server start` as a real process.
 
-    `start()` runs it (port 0 unless `port` is given; a restart keeps the port
-    it got), reads the address from its "listening on" line, waits until the
+    `start()` runs it on port 0 (a restart keeps the port it got), reads the address from its "listening on" line, waits until the
     health service says SERVING and returns "host:port". stdout and stderr go
     to `log_path`, which `output()` reads for failure messages. `args` are more
     command-line flags (--auth, --tls-cert ..., --no-scheduler); `env` are more
@@ -49,9 +48,8 @@ class ServerProcess:
     """
 
     def __init__(self, tmp: pathlib.Path, *args: str, env: Mapping | None = None, home: pathlib.Path | None = None,
-                 database_url: str | None = None, port: int = 0, exe: pathlib.Path | str | None = None,
-                 cwd: pathlib.Path | None = None, base_env: Mapping[str, str] | None = None,
-                 credentials=None, name: str = "server"):
+                 database_url: str | None = None, exe: pathlib.Path | str | None = None,
+                 cwd: pathlib.Path | None = None, base_env: Mapping[str, str] | None = None, credentials=None):
         self.tmp = pathlib.Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.home = home or self.tmp / "home"
@@ -60,10 +58,10 @@ class ServerProcess:
         self.exe = str(exe or BIN / "flowdeck")
         self.cwd = cwd
         self.credentials = credentials
-        self.port = port
+        self.port = 0
         self.host = ""
         self.address = ""
-        self.log_path = self.tmp / f"{name}.log"
+        self.log_path = self.tmp / "server.log"
         self.proc: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
 
@@ -109,12 +107,11 @@ class ServerProcess:
                    else grpc.insecure_channel(target))
         serving = health_pb2.HealthCheckResponse.SERVING
         try:
-            with channel:
+            with channel:  # closing it ends the watch
                 watch = health_pb2_grpc.HealthStub(channel).Watch(
                     health_pb2.HealthCheckRequest(service=""), timeout=timeout, wait_for_ready=True)
                 for answer in watch:
                     if answer.status == serving:
-                        watch.cancel()
                         return
         except grpc.RpcError as e:
             raise AssertionError(f"the server never said SERVING ({e.code().name}: {e.details()}):\n"
@@ -132,10 +129,3 @@ class ServerProcess:
 
     def output(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
-
-    def __enter__(self) -> "ServerProcess":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
