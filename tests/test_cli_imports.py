@@ -33,13 +33,11 @@ def test_help_imports_nothing_heavy(argv):
     assert out["heavy"] == [], f"`flowdeck {' '.join(argv)}` imported {out['heavy']}"
 
 
-def test_console_script_help_is_fast():
+def test_console_script_help():
+    """The installed script answers --help (what keeps it fast is checked above:
+    no heavy imports; how fast it is on this machine is not a test's business)."""
     import pathlib
-    import time
 
     exe = pathlib.Path(sys.executable).parent / "flowdeck"
-    t0 = time.monotonic()
     res = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
-    took = time.monotonic() - t0
     assert res.returncode == 0 and "usage: flowdeck" in res.stdout
-    assert took < 5, f"flowdeck --help took {took:.2f}s"

@@ -1,9 +1,11 @@
-"""Random but well-typed requests at every implemented unary RPC: the server may
-refuse them, but never with UNKNOWN or INTERNAL, and never with an exception's
-repr as the message.
+"""Random but well-typed requests at every RPC, streaming ones included (the
+agents' lease stream, flow data upload and download): the server may refuse
+them, but never with UNKNOWN or INTERNAL, never with UNIMPLEMENTED (every RPC
+in the contract is served), and never with an exception's repr as the message.
 
 The RPCs come from the proto descriptors, so a new RPC is covered as soon as it
-exists; services (or RPCs) that answer UNIMPLEMENTED and streaming RPCs are skipped.
+exists. A stream of requests is a short list of random messages, often behind a
+well-formed first one (a hello, upload metadata) so the rest gets past it.
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ import flowdeck.v1
 
 # Per RPC and backend; raise it for a deeper local run: FLOWDECK_FUZZ_EXAMPLES=500 scripts/test -k fuzz
 MAX_EXAMPLES = int(os.environ.get("FLOWDECK_FUZZ_EXAMPLES", "40"))
-FORBIDDEN = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
+# A crash (UNKNOWN, INTERNAL) or a hole in the served API (UNIMPLEMENTED).
+FORBIDDEN = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNIMPLEMENTED}
 # What a leaked Python exception looks like in a status message.
 LEAK = re.compile(r"Traceback|^\w+(Error|Exception)\(|<class '|sqlalchemy|psycopg|sqlite3\.|\(Background on this error")
 
@@ -45,17 +48,15 @@ INT_RANGES = {
 }
 
 
-def unary_rpcs() -> list[tuple[str, str]]:
-    """(service full name, method name) for every unary RPC in flowdeck.v1."""
+def all_rpcs() -> list[tuple[str, str]]:
+    """(service full name, method name) for every RPC in flowdeck.v1."""
     out = []
     for mod in sorted(m.name for m in pkgutil.iter_modules(flowdeck.v1.__path__)):
         if not mod.endswith("_pb2"):
             continue
         module = importlib.import_module(f"flowdeck.v1.{mod}")
         for service in module.DESCRIPTOR.services_by_name.values():
-            for method in service.methods:
-                if not method.client_streaming and not method.server_streaming:
-                    out.append((service.full_name, method.name))
+            out.extend((service.full_name, method.name) for method in service.methods)
     return out
 
 
@@ -63,6 +64,45 @@ def method_descriptor(service: str, method: str):
     from google.protobuf import descriptor_pool
 
     return descriptor_pool.Default().FindServiceByName(service).methods_by_name[method]
+
+
+def rpc_id(value: str) -> str:
+    return value.rsplit(".", 1)[-1]
+
+
+class Caller:
+    """Calls any RPC by its descriptor over a plain channel: a request message,
+    or a list of them for a client stream. With auth on it sends the admin
+    key, or the agent key on the lease stream (which is for agents only).
+    Streamed answers are read to the end; a refusal raises grpc.RpcError."""
+
+    def __init__(self, channel: grpc.Channel, keys: dict[str, str] | None):
+        self.channel = channel
+        self.keys = keys
+
+    def metadata(self, md) -> tuple:
+        if not self.keys:
+            return ()
+        key = self.keys["agent" if md.containing_service.full_name == "flowdeck.v1.AgentService" else "admin"]
+        return (("authorization", f"Bearer {key}"),)
+
+    def __call__(self, md, request) -> None:
+        response_cls = message_factory.GetMessageClass(md.output_type)
+        kind = {(False, False): "unary_unary", (False, True): "unary_stream",
+                (True, False): "stream_unary", (True, True): "stream_stream"}[
+            (md.client_streaming, md.server_streaming)]
+        call = getattr(self.channel, kind)(f"/{md.containing_service.full_name}/{md.name}",
+                                           request_serializer=lambda m: m.SerializeToString(),
+                                           response_deserializer=response_cls.FromString)
+        answer = call(iter(request) if md.client_streaming else request, timeout=30, metadata=self.metadata(md))
+        if md.server_streaming:
+            for _ in answer:
+                pass
+
+    @staticmethod
+    def empty_request(md):
+        message = message_factory.GetMessageClass(md.input_type)()
+        return [message] if md.client_streaming else message
 
 
 # -- strategies ------------------------------------------------------------------
@@ -162,6 +202,8 @@ class Builder:
             return st.one_of(st.sampled_from(self.pool["paths"]), text_values(self.pool["paths"]))
         if name.endswith("id") or name.endswith("_ids"):
             return st.one_of(st.sampled_from(self.pool["ids"]), uuid_values(), text_values(self.pool["ids"]))
+        if name == "sha256":
+            return st.one_of(st.sampled_from(self.pool["shas"]), text_values(self.pool["shas"]))
         if name in ("cron", "rrule", "timezone", "encoding", "blob", "type", "order_by"):
             return st.one_of(st.sampled_from(self.pool["specials"]), text_values(self.pool["specials"]))
         return text_values(self.pool["names"])
@@ -220,6 +262,18 @@ class Builder:
 
         return build()
 
+    def request(self, md):
+        """Requests for this RPC: a message, or for a client stream a short list
+        of them, often behind a well-formed first one."""
+        one = self.message(md.input_type)
+        if not md.client_streaming:
+            return one
+        many = st.lists(one, max_size=4)
+        opening = OPENINGS.get(md.full_name)
+        if opening is None:
+            return many
+        return st.one_of(many, st.tuples(opening(self.pool), st.lists(one, max_size=3)).map(lambda t: [t[0], *t[1]]))
+
     def _fill(self, draw, msg, field: _d.FieldDescriptor, depth: int):
         is_message = field.type == _d.FieldDescriptor.TYPE_MESSAGE
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
@@ -242,6 +296,27 @@ class Builder:
             setattr(msg, field.name, draw(self.scalar(field)))
 
 
+def _hello(pool):
+    from flowdeck.v1 import agent_service_pb2 as apb
+
+    return st.integers(min_value=0, max_value=3).map(lambda n: apb.LeaseRequest(hello=apb.AgentHello(
+        agent_name="fuzz-agent", work_queues=[pool["queue"]], capacity=n)))
+
+
+def _upload_metadata(pool):
+    from flowdeck.v1 import flow_data_service_pb2 as fpb
+
+    return st.integers(min_value=0, max_value=64).map(lambda n: fpb.UploadFlowDataRequest(
+        metadata=fpb.FlowDataMetadata(flow_name="fuzz-flow", filename="flow.py", size=n)))
+
+
+# Well-formed first messages of client streams, by method.
+OPENINGS = {
+    "flowdeck.v1.AgentService.Lease": _hello,
+    "flowdeck.v1.FlowDataService.UploadFlowData": _upload_metadata,
+}
+
+
 def _value(v) -> struct_pb2.Value:
     s = struct_pb2.Struct()
     s.update({"v": v})
@@ -257,53 +332,76 @@ def _list_value(vs) -> struct_pb2.ListValue:
 # -- the test --------------------------------------------------------------------
 
 
-@pytest.fixture(params=["open", "auth"])
-def client(request, client):
+@pytest.fixture(scope="module", params=["open", "auth"])
+def fuzz_server(request, database_url, tmp_path_factory):
     """Every test here runs against an open server and again with auth on (issue 8),
-    calling with an admin key: the auth layer must not add UNKNOWN or INTERNAL either."""
-    if request.param == "open":
-        return client
-    return request.getfixturevalue("auth_client")
+    calling with an admin key: the auth layer must not add UNKNOWN or INTERNAL
+    either. Background loops on: the lease stream needs the dispatcher."""
+    from conftest import in_process_server
+
+    server = in_process_server(tmp_path_factory.mktemp(f"fuzz-{request.param}"), background=True,
+                               database_url=database_url, auth=request.param == "auth", scheduler_enabled=False)
+    yield server
+    server.stop()
 
 
-def seed(client) -> dict[str, list[str]]:
+@pytest.fixture
+def api_keys(fuzz_server, db, session_key_material) -> dict[str, str] | None:
+    """On a clean database: a key per scope when auth is on."""
+    from conftest import insert_test_keys
+
+    return insert_test_keys(db, session_key_material) if fuzz_server.settings.auth else None
+
+
+@pytest.fixture
+def client(fuzz_server, api_keys):
+    from flowdeck.client import FlowdeckClient
+
+    with FlowdeckClient(fuzz_server.address, timeout=20, api_key=api_keys and api_keys["admin"]) as c:
+        yield c
+
+
+@pytest.fixture
+def caller(fuzz_server, api_keys):
+    with grpc.insecure_channel(fuzz_server.address) as channel:
+        yield Caller(channel, api_keys)
+
+
+def seed(client) -> dict:
     """Real objects, so random requests also reach code behind the lookups."""
     dep, _ = client.create_deployment("fuzz-dep", flow_name="fuzz-flow", tags=["t1", "t2"],
                                       parameters={"a": 1}, schedule={"interval": 3600})
     run = client.create_flow_run_from_deployment(deployment_id=dep.id, idempotency_key="fuzz-key")
     running = client.create_flow_run(flow_name="fuzz-flow", state="RUNNING")
     client.create_logs([{"flow_run_id": run.id, "timestamp": "2030-01-01T00:00:00Z", "message": "hi"}])
+    queue = client.create_work_queue("fuzz-queue", tags=["t1"])
+    _, sha = client.upload_flow_data(b"print('fuzz')\n", flow_name="fuzz-flow", filename="flow.py")
     from flowdeck.server import deployments
 
     return {
-        "ids": [dep.id, dep.flow_id, run.id, running.id, str(uuid.uuid4())],
+        "queue": queue.name,
+        "ids": [dep.id, dep.flow_id, run.id, running.id, queue.id, str(uuid.uuid4())],
         "names": ["fuzz-flow", "fuzz-dep", "fuzz-flow/fuzz-dep", run.name, "fuzz-key", "t1", "t2",
-                  "SCHEDULED", "Late", "universal", "subprocess"],
+                  "SCHEDULED", "Late", "universal", "subprocess", queue.name],
         "paths": list(deployments.MUTABLE) + ["id", "flow_id", "flow_name", "created", "tags.x", ""],
         "specials": ["* * * * *", "0 0 * * *", "*/5 * * * 1-5", "61 * * * *", "FREQ=DAILY", "FREQ=HOURLY;COUNT=3",
                      "DTSTART:20200101T000000\nRRULE:FREQ=MINUTELY", "UTC", "Europe/Berlin", "America/New_York",
                      "Not/AZone", "cloudpickle", "blockstorage", '{"block_id": "local"}',
                      '{"block_id": "' + str(uuid.uuid4()) + '"}', "universal", "subprocess", "in-process",
                      "expected_start_time", "expected_start_time desc", "name desc"],
+        "shas": [sha, sha.upper(), sha[:-1], "0" * 64],
     }
 
 
-@pytest.mark.parametrize("service,method", unary_rpcs(), ids=lambda v: v.rsplit(".", 1)[-1])
-def test_random_requests_never_get_unknown_or_internal(client, server, wire, service, method):
+@pytest.mark.parametrize("service,method", all_rpcs(), ids=rpc_id)
+def test_random_requests_never_get_unknown_or_internal(client, caller, service, method):
     md = method_descriptor(service, method)
-    request_cls = message_factory.GetMessageClass(md.input_type)
-    response_cls = message_factory.GetMessageClass(md.output_type)
-    call = wire.channel(server.address).unary_unary(f"/{service}/{method}",
-                                                    request_serializer=lambda m: m.SerializeToString(),
-                                                    response_deserializer=response_cls.FromString)
     try:
-        call(request_cls(), timeout=30)
+        caller(md, Caller.empty_request(md))
     except grpc.RpcError as e:
-        if e.code() == grpc.StatusCode.UNIMPLEMENTED:
-            pytest.skip(f"{service}/{method} is not implemented yet")
         assert e.code() not in FORBIDDEN, f"empty request: {e.code().name}: {e.details()}"
 
-    strategy = Builder(seed(client)).message(md.input_type)
+    strategy = Builder(seed(client)).request(md)
     seen: dict[str, int] = {}
 
     @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
@@ -312,7 +410,7 @@ def test_random_requests_never_get_unknown_or_internal(client, server, wire, ser
     @given(request=strategy)
     def check(request):
         try:
-            call(request, timeout=30)
+            caller(md, request)
             seen["OK"] = seen.get("OK", 0) + 1
         except grpc.RpcError as e:
             code, details = e.code(), e.details() or ""
@@ -378,31 +476,12 @@ def _struct(d):
 
 
 @pytest.mark.parametrize("index", range(len(regression_requests())))
-def test_regressions(client, server, wire, index):
+def test_regressions(caller, index):
     service, method, request, expected = regression_requests()[index]
-    md = method_descriptor(f"flowdeck.v1.{service}", method)
-    response_cls = message_factory.GetMessageClass(md.output_type)
-    call = wire.channel(server.address).unary_unary(f"/flowdeck.v1.{service}/{method}",
-                                                    request_serializer=lambda m: m.SerializeToString(),
-                                                    response_deserializer=response_cls.FromString)
     try:
-        call(request, timeout=30)
+        caller(method_descriptor(f"flowdeck.v1.{service}", method), request)
         code = None
     except grpc.RpcError as e:
         code = e.code()
         assert not LEAK.search(e.details() or "")
     assert code == expected, f"{method}: {code} {request!r}"
-
-
-def test_unimplemented_rpcs_answer_unimplemented(client, server, wire):
-    """A reserved RPC with no implementation says so (it once came back INTERNAL)."""
-    channel = wire.channel(server.address)
-    for service, method in unary_rpcs():
-        md = method_descriptor(service, method)
-        call = channel.unary_unary(
-            f"/{service}/{method}", request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=message_factory.GetMessageClass(md.output_type).FromString)
-        try:
-            call(message_factory.GetMessageClass(md.input_type)(), timeout=30)
-        except grpc.RpcError as e:
-            assert e.code() not in FORBIDDEN, f"{service}/{method}: {e.code().name}: {e.details()}"

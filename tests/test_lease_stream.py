@@ -1,8 +1,15 @@
 """The lease stream, driven with the raw generated stub against an in-process
 server with its background loops on (dispatcher, lease expiry, cancel push),
-on every database backend. The lease TTL is short so expiry is quick to see."""
+on every database backend.
+
+Nothing here is timed with a clock. The dispatcher's safety tick is an hour, so
+a run or a cancel that reaches a stream during a test was pushed by its event
+(or the run's due time): that is what "at once" means. Leases last 30 s, so
+none lapses under a slow test; the expiry tests use a second server whose
+leases last 2 s, so expiry is quick to see."""
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import queue
 import threading
@@ -11,36 +18,58 @@ import time
 import grpc
 import pytest
 
+from conftest import in_process_server
 from flowdeck import exceptions as exc
 from flowdeck.v1 import agent_service_pb2 as apb
 from flowdeck.v1 import agent_service_pb2_grpc as agrpc
+from support.waiting import wait_for_state as wait_state
+from support.waiting import wait_until
 
-TTL = 2.0
+TTL = 30.0
+SHORT = 2.0  # the expiry tests' server
 NOW = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
+
+
+def _lease_server(home, database_url, ttl: float):
+    return in_process_server(home, background=True, database_url=database_url, lease_ttl_seconds=ttl,
+                             scheduler_enabled=False, dispatcher_safety_tick_seconds=3600)
 
 
 @pytest.fixture(scope="module")
 def lease_server(database_url, tmp_path_factory):
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
-
-    settings = Settings(home=tmp_path_factory.mktemp("lease-home"), database_url=database_url, port=0,
-                        lease_ttl_seconds=TTL, scheduler_enabled=False)
-    server = ThreadedServer(settings, background=True)
-    address = server.start()
-    yield address
+    server = _lease_server(tmp_path_factory.mktemp("lease-home"), database_url, TTL)
+    yield server.address
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def short_lease_server(database_url, tmp_path_factory):
+    """Its lease expiry starts one TTL after it did: made only for the tests that need it."""
+    server = _lease_server(tmp_path_factory.mktemp("short-lease-home"), database_url, SHORT)
+    yield server.address
+    server.stop()
+
+
+def _client(address):
+    from flowdeck.client import FlowdeckClient
+
+    c = FlowdeckClient(address, timeout=20)
+    c.address_for_streams = address
+    return c
 
 
 @pytest.fixture
 def api(lease_server, db):
     """A client on the background-loop server, on a clean database."""
-    from flowdeck.client import FlowdeckClient
+    with _client(lease_server) as c:
+        yield c
 
-    c = FlowdeckClient(lease_server, timeout=20)
-    c.address_for_streams = lease_server
-    yield c
-    c.close()
+
+@pytest.fixture
+def short_api(short_lease_server, db):
+    """The same on the server whose leases last SHORT seconds."""
+    with _client(short_lease_server) as c:
+        yield c
 
 
 class Stream:
@@ -77,20 +106,16 @@ class Stream:
     def send(self, **kind):
         self.out.put(apb.LeaseRequest(**kind))
 
-    def next(self, kind: str | None = None, timeout: float = 5.0) -> apb.LeaseResponse:
-        r = self.responses.get(timeout=timeout)
+    def next(self, kind: str | None = None, timeout: float = 30.0) -> apb.LeaseResponse:
+        try:
+            r = self.responses.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no message on the stream in {timeout} s") from None
         if kind is not None:
             assert r.WhichOneof("kind") == kind, r
         return r
 
-    def nothing_for(self, seconds: float) -> bool:
-        try:
-            r = self.responses.get(timeout=seconds)
-        except queue.Empty:
-            return True
-        raise AssertionError(f"unexpected message {r}")
-
-    def status(self, timeout: float = 5.0):
+    def status(self, timeout: float = 30.0):
         assert self.done.wait(timeout), "the stream did not end"
         return self.error.code() if self.error else grpc.StatusCode.OK
 
@@ -120,22 +145,22 @@ def streams():
         s.close()
 
 
-def setup(api, name="q", tags=("t",), **queue_fields):
-    dep, _ = api.create_deployment("d", flow_name="f", tags=list(tags),
+def setup(api, name="q", tags=("t",), deployment="d", **queue_fields):
+    """A deployment and a work queue that serves its runs (by their tags)."""
+    dep, _ = api.create_deployment(deployment, flow_name="f", tags=list(tags),
                                    flow_data={"encoding": "text", "blob": "{}"})
     api.create_work_queue(name, tags=list(tags), **queue_fields)
     return dep
 
 
-def wait_state(api, run_id, state, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        run = api.get_flow_run(run_id)
-        if run.state.type == state:
-            return run
-        if time.monotonic() > deadline:
-            raise AssertionError(f"run is {run.state.type} ({run.state.message}), not {state}")
-        time.sleep(0.05)
+def holders(api, runs) -> dict[str, int]:
+    """Agent name -> how many of these runs it holds (from the database)."""
+    held = [api.get_flow_run(r.id).lease for r in runs]
+    return dict(collections.Counter(lease.agent_name for lease in held if lease is not None))
+
+
+def when(ts) -> dt.datetime:
+    return ts.ToDatetime(tzinfo=dt.timezone.utc)
 
 
 # -- hello ---------------------------------------------------------------------------
@@ -191,28 +216,26 @@ def test_due_runs_are_pushed_at_once_and_future_runs_when_due(api, streams):
     dep = setup(api)
     s, welcome = connect(api, ["q"])
     streams.append(s)
-    t0 = time.monotonic()
     run = api.create_flow_run_from_deployment(deployment_id=dep.id, parameters={"x": 1})
-    leased = s.next("leased_run", timeout=2).leased_run
-    assert time.monotonic() - t0 < 1.0
+    leased = s.next("leased_run").leased_run  # pushed by the run's creation
     assert leased.flow_run.id == run.id and leased.flow_run.parameters["x"] == 1
     assert leased.deployment.id == dep.id and leased.flow_data.encoding == "text"
     assert leased.flow_runner.type == "universal"
     lease = leased.lease
     assert lease.lease_id and lease.agent_id == welcome.agent_id and lease.agent_name == "test-agent"
     assert lease.fencing_token == 1
-    expires = lease.expire_time.ToDatetime(tzinfo=dt.timezone.utc)
-    assert NOW() < expires <= NOW() + dt.timedelta(seconds=TTL + 0.5)
+    leased_at = when(leased.server_time)
+    assert run.created <= leased_at <= NOW()
+    assert abs((when(lease.expire_time) - leased_at).total_seconds() - TTL) < 0.001  # one TTL from the lease
     held = api.get_flow_run(run.id)
     assert held.state.type == "PENDING" and held.lease.lease_id == lease.lease_id
     assert held.lease.agent_name == "test-agent"
 
     due = NOW() + dt.timedelta(seconds=1.0)
     later = api.create_flow_run_from_deployment(deployment_id=dep.id, expected_start_time=due)
-    got = s.next("leased_run", timeout=3).leased_run
-    lag = (NOW() - due).total_seconds()
+    got = s.next("leased_run").leased_run  # the dispatcher woke at the due time
     assert got.flow_run.id == later.id
-    assert 0 <= lag < 0.5, lag  # not before it is due, and promptly after
+    assert when(got.server_time) >= due and NOW() >= due  # not before it was due
 
 
 def test_capacity_queue_limit_and_acks(api, streams):
@@ -221,37 +244,41 @@ def test_capacity_queue_limit_and_acks(api, streams):
     a, _ = connect(api, ["q"], capacity=2, name="a")
     streams.append(a)
     first = [a.next("leased_run").leased_run for _ in range(2)]
-    a.nothing_for(0.3)  # capacity 2
     a.send(ack=apb.LeaseAck(lease_ids=[first[0].lease.lease_id]))
     a.send(ack=apb.LeaseAck(lease_ids=[first[0].lease.lease_id]))  # twice: harmless
     b, _ = connect(api, ["q"], capacity=5, name="b")
     streams.append(b)
     b.next("leased_run")
-    b.nothing_for(0.3)  # the queue's limit of 3 holds
+    # b's hello made a dispatch pass with a at its capacity of 2 and the queue
+    # one short of its limit of 3; what it leased is in the database by now.
+    assert holders(api, runs) == {"a": 2, "b": 1}
     # One of a's runs finishes: a has room again, and the queue too.
     token = first[0].lease.fencing_token
     api.set_flow_run_state(first[0].flow_run.id, "RUNNING", fencing_token=token)
     api.set_flow_run_state(first[0].flow_run.id, "COMPLETED", fencing_token=token)
     # The freed slot goes to the agent with the most room (b), at once.
-    got = b.next(timeout=2)
+    got = b.next()
     assert got.WhichOneof("kind") == "leased_run"
     states = [api.get_flow_run(r.id).state.type for r in runs]
     assert states.count("PENDING") == 3 and states.count("COMPLETED") == 1 and states.count("SCHEDULED") == 1
+    assert holders(api, runs) == {"a": 1, "b": 2}
     assert a.done.is_set() is False and b.done.is_set() is False
 
 
 def test_paused_queue_leases_nothing_until_resumed(api, streams):
     dep = setup(api, is_paused=True)
     run = api.create_flow_run_from_deployment(deployment_id=dep.id)
-    s, _ = connect(api, ["q"])
+    probe_dep = setup(api, name="open", tags=("u",), deployment="probe")
+    s, _ = connect(api, ["q", "open"])
     streams.append(s)
-    s.nothing_for(0.7)
+    # A run on the agent's other queue, created after: the pass that leases it
+    # also looks at the paused queue, with `run` due there.
+    probe = api.create_flow_run_from_deployment(deployment_id=probe_dep.id)
+    assert s.next("leased_run").leased_run.flow_run.id == probe.id
     assert api.get_flow_run(run.id).state.type == "SCHEDULED"
     q = api.get_work_queue_by_name("q")
-    t0 = time.monotonic()
     api.update_work_queue(q.id, is_paused=False)
-    assert s.next("leased_run", timeout=2).leased_run.flow_run.id == run.id
-    assert time.monotonic() - t0 < 1.0
+    assert s.next("leased_run").leased_run.flow_run.id == run.id  # pushed by the resume
 
 
 # -- fencing -------------------------------------------------------------------------------
@@ -259,7 +286,7 @@ def test_paused_queue_leases_nothing_until_resumed(api, streams):
 def test_fencing_rejects_stale_and_foreign_tokens(api, streams):
     dep = setup(api)
     run = api.create_flow_run_from_deployment(deployment_id=dep.id)
-    s, _ = connect(api, ["q"], capacity=1)
+    s, _ = connect(api, ["q"], capacity=2)
     streams.append(s)
     leased = s.next("leased_run").leased_run
     token = leased.lease.fencing_token
@@ -275,9 +302,16 @@ def test_fencing_rejects_stale_and_foreign_tokens(api, streams):
         api.set_flow_run_state(run.id, "RUNNING", fencing_token=token)
     running = api.set_flow_run_state(run.id, "RUNNING", fencing_token=token + 1)
     assert running.state.type == "RUNNING"
+    marker = api.create_flow_run_from_deployment(deployment_id=dep.id)
+    held = s.next("leased_run").leased_run
+    assert held.flow_run.id == marker.id
     s.send(release=apb.LeaseRelease(lease_id=again.lease.lease_id))  # a started run is not given back
     s.send(release=apb.LeaseRelease(lease_id=leased.lease.lease_id))  # an old lease: harmless
-    s.nothing_for(0.3)
+    s.send(release=apb.LeaseRelease(lease_id=held.lease.lease_id))  # un-started: given back
+    # The stream handles its messages in order: the marker comes back after
+    # the two releases before it were handled.
+    back = s.next("leased_run").leased_run
+    assert back.flow_run.id == marker.id and back.lease.fencing_token == held.lease.fencing_token + 1
     assert api.get_flow_run(run.id).state.type == "RUNNING"
     history = [h.message for h in api.get_flow_run(run.id).state_history]
     assert any("released by its agent" in m for m in history)
@@ -285,40 +319,55 @@ def test_fencing_rejects_stale_and_foreign_tokens(api, streams):
 
 # -- expiry, release on close ------------------------------------------------------------------
 
-def test_lapsed_leases_requeue_pending_and_crash_running(api, streams):
+def test_lapsed_leases_requeue_pending_and_crash_running(short_api, streams):
+    api = short_api
     dep = setup(api)
     pending = api.create_flow_run_from_deployment(deployment_id=dep.id)
     s, _ = connect(api, ["q"], capacity=1, name="silent")
     streams.append(s)
     first = s.next("leased_run").leased_run
     assert first.flow_run.id == pending.id
-    # No heartbeat: the un-started run goes back to the queue after the TTL
-    # and (the stream being open with room) is leased again with a new token.
-    again = s.next("leased_run", timeout=TTL + 3).leased_run
+    # No heartbeat: the un-started run goes back to the queue when its lease
+    # lapses and (the stream being open with room) is leased again with a new token.
+    again = s.next("leased_run").leased_run
     assert again.flow_run.id == pending.id and again.lease.fencing_token == first.lease.fencing_token + 1
+    assert when(again.server_time) >= when(first.lease.expire_time)
     msgs = [h.message for h in api.get_flow_run(pending.id).state_history]
     assert any("expired before the run started" in m for m in msgs)
 
     api.set_flow_run_state(pending.id, "RUNNING", fencing_token=again.lease.fencing_token)
-    t0 = time.monotonic()
-    crashed = wait_state(api, pending.id, "CRASHED", timeout=TTL + 3)
-    assert time.monotonic() - t0 < TTL + 2
+    crashed = wait_state(api, pending.id, "CRASHED")
+    assert crashed.state.timestamp >= when(again.lease.expire_time)  # when the lease lapsed, not before
     assert "silent" in crashed.state.message and "stopped heartbeating" in crashed.state.message
     assert crashed.lease is None
 
 
-def test_heartbeats_keep_leases(api, streams):
+def test_heartbeats_keep_leases(short_api, streams):
+    api = short_api
     dep = setup(api)
     run = api.create_flow_run_from_deployment(deployment_id=dep.id)
-    s, _ = connect(api, ["q"], capacity=1)
+    s, _ = connect(api, ["q"], capacity=1, name="beating")
     streams.append(s)
     leased = s.next("leased_run").leased_run
     api.set_flow_run_state(run.id, "RUNNING", fencing_token=leased.lease.fencing_token)
     before = api.get_flow_run(run.id).lease.expire_time
-    end = time.monotonic() + 2 * TTL + 0.5
-    while time.monotonic() < end:
+    # A canary: another agent's un-started run, leased later with the same TTL.
+    # When it comes back to its silent agent, the expiry pass has run past
+    # `before`, and would have crashed `run` had the heartbeats not kept it.
+    canary = api.create_flow_run_from_deployment(deployment_id=dep.id)
+    c, _ = connect(api, ["q"], capacity=1, name="canary")
+    streams.append(c)
+    lapses = c.next("leased_run").leased_run
+    assert lapses.flow_run.id == canary.id and when(lapses.lease.expire_time) > before
+    deadline = time.monotonic() + SHORT + 30
+    while True:
         s.send(heartbeat=apb.AgentHeartbeat(flow_run_ids=[run.id]))
-        time.sleep(TTL / 4)
+        try:
+            back = c.responses.get(timeout=SHORT / 10)  # the heartbeat cadence
+            break
+        except queue.Empty:
+            assert time.monotonic() < deadline, "the canary's lease never lapsed"
+    assert back.leased_run.flow_run.id == canary.id
     got = api.get_flow_run(run.id)
     assert got.state.type == "RUNNING" and got.lease.expire_time > before
 
@@ -336,12 +385,13 @@ def test_closing_the_stream_releases_unstarted_runs_at_once(api, streams):
     api.set_flow_run_state(started.id, "RUNNING", fencing_token=leases[started.id].fencing_token)
     b, _ = connect(api, ["q"], capacity=5, name="b")
     streams.append(b)
-    b.nothing_for(0.2)
-    t0 = time.monotonic()
     a.close()
-    moved = b.next("leased_run", timeout=2).leased_run
-    assert moved.flow_run.id == unstarted.id and time.monotonic() - t0 < 1.0
+    moved = b.next("leased_run").leased_run
+    assert moved.flow_run.id == unstarted.id
     assert moved.lease.fencing_token == leases[unstarted.id].fencing_token + 1
+    # At once: given back because a's stream closed, not because its lease lapsed.
+    history = [h.message for h in api.get_flow_run(unstarted.id).state_history]
+    assert any("the lease stream of agent a closed" in m for m in history), history
     assert api.get_flow_run(started.id).state.type == "RUNNING"  # until its lease lapses
 
 
@@ -355,10 +405,8 @@ def test_cancel_is_pushed_down_the_holding_stream(api, streams):
     leased = s.next("leased_run").leased_run
     token = leased.lease.fencing_token
     api.set_flow_run_state(run.id, "RUNNING", fencing_token=token)
-    t0 = time.monotonic()
     assert api.cancel_flow_run(run.id).state.type == "RUNNING"  # the agent has to stop it
-    cancel = s.next("cancel_run", timeout=2).cancel_run
-    assert time.monotonic() - t0 < 1.0
+    cancel = s.next("cancel_run").cancel_run  # pushed by the cancel itself
     assert cancel.flow_run_id == run.id and cancel.lease_id == leased.lease.lease_id
     done = api.set_flow_run_state(run.id, "CANCELLED", fencing_token=token)
     assert done.state.type == "CANCELLED"
@@ -367,7 +415,8 @@ def test_cancel_is_pushed_down_the_holding_stream(api, streams):
     assert api.cancel_flow_run(other.id).state.type == "CANCELLED"
 
 
-def test_cancel_with_the_agent_gone_ends_cancelled_when_the_lease_lapses(api, streams):
+def test_cancel_with_the_agent_gone_ends_cancelled_when_the_lease_lapses(short_api, streams):
+    api = short_api
     dep = setup(api)
     run = api.create_flow_run_from_deployment(deployment_id=dep.id)
     s, _ = connect(api, ["q"], capacity=1)
@@ -375,48 +424,52 @@ def test_cancel_with_the_agent_gone_ends_cancelled_when_the_lease_lapses(api, st
     api.set_flow_run_state(run.id, "RUNNING", fencing_token=leased.lease.fencing_token)
     s.close()
     api.cancel_flow_run(run.id)
-    got = wait_state(api, run.id, "CANCELLED", timeout=TTL + 3)
+    got = wait_state(api, run.id, "CANCELLED")
     assert "stopped heartbeating" in got.state.message
     assert "CRASHED" not in [h.type for h in got.state_history]
 
 
 # -- several replicas on one Postgres ------------------------------------------------------------
 
+def listeners(db) -> int:
+    """How many connections to this database are listening for flowdeck's notifications."""
+    from sqlalchemy import text
+
+    from flowdeck.server.notify import CHANNEL
+
+    with db.read() as s:
+        return s.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                             "AND query = :q"), {"q": f"LISTEN {CHANNEL}"})
+
+
 def test_replicas_push_through_listen_notify(database_url, tmp_path_factory, db, streams):
     """Agent on replica A, runs created and cancelled through replica B: A hears
-    of them by LISTEN/NOTIFY at once (its safety tick is 60 s here)."""
+    of them by LISTEN/NOTIFY (its safety tick is an hour here)."""
     if not database_url.startswith("postgresql"):
         pytest.skip("LISTEN/NOTIFY is for Postgres replicas")
     from flowdeck.client import FlowdeckClient
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
 
     servers = []
+    others = listeners(db)
     try:
         for name in ("a", "b"):
-            settings = Settings(home=tmp_path_factory.mktemp(f"replica-{name}"), database_url=database_url, port=0,
-                                lease_ttl_seconds=30, scheduler_enabled=False, dispatcher_safety_tick_seconds=60)
-            server = ThreadedServer(settings, background=True)
-            servers.append((server, server.start()))
-        (_, addr_a), (_, addr_b) = servers
-        b = FlowdeckClient(addr_b, timeout=20)
-        b.address_for_streams = addr_a
+            servers.append(_lease_server(tmp_path_factory.mktemp(f"replica-{name}"), database_url, TTL))
+        b = FlowdeckClient(servers[1].address, timeout=20)
+        b.address_for_streams = servers[0].address
         dep = setup(b)
         s, _ = connect(b, ["q"], capacity=1)  # on replica A
         streams.append(s)
-        time.sleep(0.5)  # let both listeners settle
-        t0 = time.monotonic()
+        # (Other servers of this module listen on the same database too.)
+        wait_until(lambda: listeners(db) >= others + 2, "both replicas' LISTEN connections")
         run = b.create_flow_run_from_deployment(deployment_id=dep.id)
-        leased = s.next("leased_run", timeout=5).leased_run
-        assert leased.flow_run.id == run.id and time.monotonic() - t0 < 1.0
+        leased = s.next("leased_run").leased_run
+        assert leased.flow_run.id == run.id
         b.set_flow_run_state(run.id, "RUNNING", fencing_token=leased.lease.fencing_token)
-        t0 = time.monotonic()
         b.cancel_flow_run(run.id)
-        assert s.next("cancel_run", timeout=5).cancel_run.flow_run_id == run.id
-        assert time.monotonic() - t0 < 1.0
+        assert s.next("cancel_run").cancel_run.flow_run_id == run.id
         b.close()
     finally:
-        for server, _ in servers:
+        for server in servers:
             server.stop()
 
 

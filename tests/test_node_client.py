@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import uuid
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, in_process_server, run_cli
+from support.processes import stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -37,13 +37,9 @@ def node_client():
 @pytest.fixture
 def live_server(database_url, tmp_path):
     """A server with its scheduler and dispatcher running (background loops on)."""
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
-
-    server = ThreadedServer(Settings(home=tmp_path / "server-home", database_url=database_url, port=0,
-                                     scheduler_loop_seconds=1.0))
-    address = server.start()
-    yield address
+    server = in_process_server(tmp_path / "server-home", background=True, database_url=database_url,
+                               scheduler_loop_seconds=1.0)
+    yield server.address
     server.stop()
 
 
@@ -67,11 +63,7 @@ def test_node_client_drives_the_lifecycle(node_client, live_server, tmp_path):
             capture_output=True, text=True, timeout=180, cwd=ROOT / "tools",
         )
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
+        stop_process(agent)
         agent_log.close()
     detail = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\nagent:\n{(tmp_path / 'agent.log').read_text()[-3000:]}"
     assert result.returncode == 0, detail

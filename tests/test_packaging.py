@@ -6,7 +6,6 @@ import os
 import pathlib
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ import tomllib
 import zipfile
 
 import pytest
+
+from support.processes import ServerProcess
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Source root -> import name (pyproject's package-dir).
@@ -106,13 +107,8 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path):
     assert res.returncode == 0 and "usage: flowdeck" in res.stdout, res.stderr
 
     # The packaged migrations run: the server reaches SERVING on a fresh SQLite file.
-    proc = subprocess.Popen([str(venv / "bin" / "flowdeck"), "server", "start", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=run_dir, env=env)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("flowdeck server listening on "), proc.stderr.read() if proc.poll() is not None else line
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    server = ServerProcess(tmp_path / "server", exe=venv / "bin" / "flowdeck", home=tmp_path / "home", cwd=run_dir,
+                           base_env=env)
+    server.start()
+    assert server.stop() == 0, server.output()
     assert (tmp_path / "home" / "flowdeck.db").exists()

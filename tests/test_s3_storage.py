@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import re
-import selectors
-import signal
 import socket
 import subprocess
 import sys
@@ -21,8 +18,10 @@ import uuid
 import pytest
 
 from flowdeck.blocks.storage import S3StorageBlock, StorageError, block_from_document
+from support import processes
+from support.processes import BIN, stop_process
+from support.waiting import wait_until
 
-BIN = pathlib.Path(sys.executable).parent
 KEY_ID = "AKIAS3TESTKEYID77QZX"
 SECRET = "s3cr3t-Zq9-VERY-PRIVATE-do-not-print-4711"
 
@@ -140,59 +139,18 @@ def test_credentials_come_from_the_chain_or_the_lease(moto_endpoint, bucket, no_
 # -- a real server process -------------------------------------------------------------
 
 def clean_env(home: pathlib.Path, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FLOWDECK_", "AWS_"))}
-    env["FLOWDECK_HOME"] = str(home)
-    env["AWS_CONFIG_FILE"] = str(home / "no-aws-config")
-    env["AWS_SHARED_CREDENTIALS_FILE"] = str(home / "no-aws-credentials")
-    env["AWS_EC2_METADATA_DISABLED"] = "true"
-    env.update(extra)
-    return env
-
-
-class ServerProcess:
-    def __init__(self, home: pathlib.Path, log_path: pathlib.Path):
-        home.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_path
-        self.log = open(log_path, "w")
-        # SQLite under its own home: a clean server per test (the backends are
-        # covered by tests/test_storage.py).
-        env = clean_env(home, FLOWDECK_LOG_LEVEL="DEBUG")
-        self.proc = subprocess.Popen([str(BIN / "flowdeck"), "server", "start", "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
-                                     stdin=subprocess.DEVNULL)
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if sel.select(timeout=0.5):
-                line = self.proc.stdout.readline()
-                m = re.match(r"^flowdeck server listening on (\S+:\d+)$", line.strip())
-                if m:
-                    self.address = m.group(1)
-                    return
-                if not line and self.proc.poll() is not None:
-                    break
-        self.proc.kill()
-        raise AssertionError(f"server did not start:\n{log_path.read_text()}")
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.log_path.read_text()
+    """No FLOWDECK_* settings and no AWS credentials or config from the test run."""
+    return processes.clean_env(home, {k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+                               AWS_CONFIG_FILE=home / "no-aws-config",
+                               AWS_SHARED_CREDENTIALS_FILE=home / "no-aws-credentials",
+                               AWS_EC2_METADATA_DISABLED="true", **extra)
 
 
 @pytest.fixture
-def server_proc(tmp_path):
-    srv = ServerProcess(tmp_path / "server-home", tmp_path / "server.log")
-    yield srv
-    srv.stop()
+def server_proc(server_process, tmp_path):
+    # SQLite under its own home: a clean server per test (the backends are
+    # covered by tests/test_storage.py).
+    return server_process(env={"FLOWDECK_LOG_LEVEL": "DEBUG"}, base_env=clean_env(tmp_path / "server-home"))
 
 
 def cli(address: str, home: pathlib.Path, *args: str, cwd=None, timeout: float = 120, **env) -> subprocess.CompletedProcess:
@@ -273,7 +231,8 @@ def test_secrets_never_leak(moto_endpoint, bucket, server_proc, tmp_path, wire):
     for dep in raw[-1].deployments:
         raw.append(deployments.GetDeployment(dpb.GetDeploymentRequest(id=dep.id), timeout=30))
     assert len(raw[0].storage_blocks) == 2
-    log = server_proc.stop()
+    server_proc.stop()
+    log = server_proc.output()
     assert "SERVING" in log
     for msg in raw:
         data = msg.SerializeToString()
@@ -282,17 +241,6 @@ def test_secrets_never_leak(moto_endpoint, bucket, server_proc, tmp_path, wire):
     for where, text in outputs + [(("server log",), log)]:
         assert SECRET not in text, f"secret in the output of {where}"
         assert KEY_ID not in text and KEY_ID[-6:] not in text, f"access key id in the output of {where}"
-
-
-def _wait_run(address, home, cwd, run_id, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = cli(address, home, "flow-run", "inspect", run_id, "--json", cwd=cwd)
-        state = json.loads(r.stdout)["state"]["type"]
-        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            return state
-        time.sleep(0.5)
-    raise AssertionError(f"run {run_id} did not finish")
 
 
 @pytest.mark.parametrize("where", ["s3", "server"])
@@ -339,21 +287,17 @@ def test_flow_stored_elsewhere_runs_where_the_script_does_not_exist(where, moto_
                              stdout=agent_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         with FlowdeckClient(server_proc.address) as c:
-            run = c.create_flow_run_from_deployment(deployment_name=f"greet/far-{where}")
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                run = c.get_flow_run(run.id)
-                if run.state.is_terminal:
-                    break
-                time.sleep(0.3)
-            logs = "\n".join(rec.message for rec in c.list_logs(run.id))
+            run_id = c.create_flow_run_from_deployment(deployment_name=f"greet/far-{where}").id
+
+            def finished():
+                run = c.get_flow_run(run_id)
+                return run if run.state.is_terminal else None
+
+            run = wait_until(finished, lambda: "the run to finish; the agent said:\n"
+                             + (tmp_path / "agent.log").read_text().replace(SECRET, "<SECRET>"), timeout=90)
+            logs = "\n".join(rec.message for rec in c.list_logs(run_id))
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
+        stop_process(agent, timeout=40)
         agent_log.close()
     agent_out = (tmp_path / "agent.log").read_text()
     assert run.state.type == "COMPLETED", (run.state, agent_out.replace(SECRET, "<SECRET>"))

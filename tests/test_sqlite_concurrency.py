@@ -3,14 +3,7 @@ plus a second server process and a direct Database writer on the same file.
 Nobody may see "database is locked", and every write must land."""
 from __future__ import annotations
 
-import os
-import pathlib
-import selectors
-import signal
-import subprocess
-import sys
 import threading
-import time
 
 import pytest
 from sqlalchemy import func, select
@@ -21,39 +14,18 @@ OTHER_PROCESS_CLIENTS = 4
 DIRECT_WRITES = 60
 
 
-def start_server_process(env: dict, *args: str, timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    exe = pathlib.Path(sys.executable).parent / "flowdeck"
-    proc = subprocess.Popen([str(exe), "server", "start", "--port", "0", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sel.select(timeout=0.5):
-            line = proc.stdout.readline()
-            if line.startswith("flowdeck server listening on "):
-                return proc, line.rsplit(" ", 1)[1].strip()
-            if not line and proc.poll() is not None:
-                break
-    proc.kill()
-    raise AssertionError(f"server did not start: {proc.stderr.read()}")
-
-
-def test_concurrent_writers_never_see_database_is_locked(tmp_path):
+def test_concurrent_writers_never_see_database_is_locked(tmp_path, server_process):
+    from conftest import in_process_server
     from flowdeck.client import FlowdeckClient
-    from flowdeck.server.app import ThreadedServer
     from flowdeck.server.db import Database
     from flowdeck.server.flow_runs import FlowRunInput, create
     from flowdeck.server.models import DeploymentRow, FlowRunRow, FlowRunStateRow
-    from flowdeck.server.settings import Settings
 
     path = tmp_path / "shared.db"
     url = f"sqlite:///{path}"
-    server = ThreadedServer(Settings(home=tmp_path, database_url=url, port=0), background=False)
-    address = server.start()
-    env = dict(os.environ, FLOWDECK_HOME=str(tmp_path / "home2"), FLOWDECK_DATABASE_URL=url)
-    env.pop("FLOWDECK_API_URL", None)
-    proc, other_address = start_server_process(env)
+    server = in_process_server(tmp_path, database_url=url)
+    address = server.address
+    other = server_process(database_url=url)
     direct = Database(url, threads=2)
 
     errors: list[str] = []
@@ -84,7 +56,7 @@ def test_concurrent_writers_never_see_database_is_locked(tmp_path):
             errors.append(f"direct: {type(e).__name__}: {e}")
 
     threads = [threading.Thread(target=client_work, args=(i, address, "in")) for i in range(CLIENTS)]
-    threads += [threading.Thread(target=client_work, args=(i, other_address, "out"))
+    threads += [threading.Thread(target=client_work, args=(i, other.address, "out"))
                 for i in range(OTHER_PROCESS_CLIENTS)]
     threads.append(threading.Thread(target=direct_work))
     try:
@@ -94,17 +66,13 @@ def test_concurrent_writers_never_see_database_is_locked(tmp_path):
             t.join(timeout=240)
         assert not any(t.is_alive() for t in threads), "writers hung"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, stderr = proc.communicate()
+        code = other.stop()
         server.stop()
 
     assert errors == []
-    assert "database is locked" not in stderr and "Traceback" not in stderr, stderr
-    assert proc.returncode == 0
+    output = other.output()
+    assert "database is locked" not in output and "Traceback" not in output, output
+    assert code == 0
 
     writers = CLIENTS + OTHER_PROCESS_CLIENTS
     with direct.read() as s:

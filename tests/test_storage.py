@@ -328,13 +328,12 @@ def test_size_limit_refuses_and_leaves_nothing(client, server, monkeypatch, wire
 
 
 def test_blocks_and_blobs_survive_a_restart(db, database_url, tmp_path):
+    from conftest import in_process_server
     from flowdeck.client import FlowdeckClient
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
 
     def start():
-        srv = ThreadedServer(Settings(home=tmp_path, database_url=database_url, port=0), background=False)
-        return srv, FlowdeckClient(srv.start(), timeout=20)
+        srv = in_process_server(tmp_path, database_url=database_url)
+        return srv, FlowdeckClient(srv.address, timeout=20)
 
     srv, c = start()
     try:

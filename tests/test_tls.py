@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,8 @@ import grpc
 import pytest
 
 from conftest import run_cli
+from support.processes import stop_process
+from support.waiting import wait_until
 
 
 # -- a throwaway CA ---------------------------------------------------------------------
@@ -95,15 +96,10 @@ def pki(tmp_path_factory):
 
 
 def _server(tmp_path, database_url, pki, **extra):
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
+    from conftest import in_process_server, truncate_all
 
-    settings = Settings(home=tmp_path, database_url=database_url, port=0,
-                        tls_cert=str(pki / "server.pem"), tls_key=str(pki / "server-key.pem"), **extra)
-    server = ThreadedServer(settings, background=False)
-    server.address = server.start()
-    from conftest import truncate_all
-
+    server = in_process_server(tmp_path, database_url=database_url, tls_cert=str(pki / "server.pem"),
+                               tls_key=str(pki / "server-key.pem"), **extra)
     truncate_all(server.server.db)
     return server
 
@@ -129,13 +125,13 @@ def test_tls_client_works_and_plaintext_client_fails(tmp_path, database_url, pki
             flow = c.create_flow("over-tls")
             assert c.get_flow(flow.id).name == "over-tls"
         clean_env.delenv("FLOWDECK_API_TLS_CA")
-        with FlowdeckClient(server.address, timeout=3, retries=0) as plain:
+        with FlowdeckClient(server.address, timeout=20, retries=0) as plain:
             with pytest.raises(UnavailableError):
                 plain.list_flows()
         # TLS without the CA: the server's certificate is not trusted.
         from flowdeck.channels import make_channel
 
-        with FlowdeckClient(server.address, timeout=3, retries=0,
+        with FlowdeckClient(server.address, timeout=20, retries=0,
                             channel=make_channel(server.address, tls=True)) as untrusting:
             with pytest.raises(UnavailableError):
                 untrusting.list_flows()
@@ -163,12 +159,12 @@ def test_mutual_tls_refuses_clients_without_a_certificate(tmp_path, database_url
     server = _server(tmp_path, database_url, pki, tls_client_ca=str(pki / "ca.pem"))
     try:
         clean_env.setenv("FLOWDECK_API_TLS_CA", str(pki / "ca.pem"))
-        with FlowdeckClient(server.address, timeout=3, retries=0) as no_cert:
+        with FlowdeckClient(server.address, timeout=20, retries=0) as no_cert:
             with pytest.raises(UnavailableError):
                 no_cert.list_flows()
         clean_env.setenv("FLOWDECK_API_TLS_CERT", str(pki / "rogue.pem"))
         clean_env.setenv("FLOWDECK_API_TLS_KEY", str(pki / "rogue-key.pem"))
-        with FlowdeckClient(server.address, timeout=3, retries=0) as rogue:
+        with FlowdeckClient(server.address, timeout=20, retries=0) as rogue:
             with pytest.raises(UnavailableError):
                 rogue.list_flows()
         clean_env.setenv("FLOWDECK_API_TLS_CERT", str(pki / "client.pem"))
@@ -223,23 +219,14 @@ def test_bad_tls_settings_fail_clearly(tmp_path, pki):
     assert creds(tls_cert=str(pki / "server.pem"), tls_key=str(pki / "server-key.pem")) is not None
 
 
-def _start(args, env):
-    exe = Path(sys.executable).parent / "flowdeck"
-    return subprocess.Popen([str(exe), "server", "start", "--port", "0", "--no-scheduler", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+def _tls_credentials(pki, client_cert: bool = False):
+    """What a client (here: the helper's health check) needs to trust the server."""
+    cert = dict(private_key=(pki / "client-key.pem").read_bytes(),
+                certificate_chain=(pki / "client.pem").read_bytes()) if client_cert else {}
+    return grpc.ssl_channel_credentials(root_certificates=(pki / "ca.pem").read_bytes(), **cert)
 
 
-def _stop(proc) -> str:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-    return err
-
-
-def test_cli_server_with_tls_flags(tmp_path, pki):
+def test_cli_server_with_tls_flags(tmp_path, pki, server_process):
     """`flowdeck server start --tls-cert --tls-key --tls-client-ca --auth` and the CLI
     as its client (FLOWDECK_API_TLS_* and FLOWDECK_API_KEY)."""
     env = {"FLOWDECK_HOME": str(tmp_path / "home"), "FLOWDECK_API_KEY": "", "FLOWDECK_DATABASE_URL": "",
@@ -247,22 +234,17 @@ def test_cli_server_with_tls_flags(tmp_path, pki):
     made = run_cli("server", "create-admin-key", "root", env=env)
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
-    proc = _start(["--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server-key.pem"),
-                   "--tls-client-ca", str(pki / "ca.pem"), "--auth"], env)
-    try:
-        line = proc.stdout.readline()
-        assert "listening on" in line, line
-        url = line.strip().rsplit(" ", 1)[-1]
-        client_env = {**env, "FLOWDECK_API_URL": url, "FLOWDECK_API_TLS_CA": str(pki / "ca.pem"),
-                      "FLOWDECK_API_TLS_CERT": str(pki / "client.pem"),
-                      "FLOWDECK_API_TLS_KEY": str(pki / "client-key.pem"), "FLOWDECK_API_KEY": key}
-        ok = run_cli("deployment", "ls", "--json", env=client_env)
-        assert ok.returncode == 0, ok.stderr
-        plain = run_cli("deployment", "ls", env={**client_env, "FLOWDECK_API_TLS_CA": "",
-                                                  "FLOWDECK_API_TLS_CERT": "", "FLOWDECK_API_TLS_KEY": ""})
-        assert plain.returncode == 1 and plain.stderr.strip().count("\n") == 0, plain.stderr
-    finally:
-        _stop(proc)
+    server = server_process("--no-scheduler", "--tls-cert", str(pki / "server.pem"),
+                            "--tls-key", str(pki / "server-key.pem"), "--tls-client-ca", str(pki / "ca.pem"),
+                            "--auth", home=tmp_path / "home", credentials=_tls_credentials(pki, client_cert=True))
+    client_env = {**env, "FLOWDECK_API_URL": server.address, "FLOWDECK_API_TLS_CA": str(pki / "ca.pem"),
+                  "FLOWDECK_API_TLS_CERT": str(pki / "client.pem"),
+                  "FLOWDECK_API_TLS_KEY": str(pki / "client-key.pem"), "FLOWDECK_API_KEY": key}
+    ok = run_cli("deployment", "ls", "--json", env=client_env)
+    assert ok.returncode == 0, ok.stderr
+    plain = run_cli("deployment", "ls", env={**client_env, "FLOWDECK_API_TLS_CA": "",
+                                              "FLOWDECK_API_TLS_CERT": "", "FLOWDECK_API_TLS_KEY": ""})
+    assert plain.returncode == 1 and plain.stderr.strip().count("\n") == 0, plain.stderr
 
 
 def test_cli_bad_tls_file_is_one_line(tmp_path):
@@ -273,19 +255,16 @@ def test_cli_bad_tls_file_is_one_line(tmp_path):
     assert "cannot read --tls-cert" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_binding_beyond_loopback_without_tls_warns(tmp_path, pki):
-    env = {"FLOWDECK_HOME": str(tmp_path / "home"), "FLOWDECK_DATABASE_URL": ""}
-    proc = _start(["--host", "0.0.0.0"], env)
-    line = proc.stdout.readline()
-    err = _stop(proc)
-    assert "listening on" in line
-    assert "without TLS" in err and "without --auth" in err
-    proc = _start(["--host", "0.0.0.0", "--tls-cert", str(pki / "server.pem"),
-                   "--tls-key", str(pki / "server-key.pem"), "--auth"], env)
-    line = proc.stdout.readline()
-    err = _stop(proc)
-    assert "listening on" in line
-    assert "without TLS" not in err and "without --auth" not in err
+def test_binding_beyond_loopback_without_tls_warns(tmp_path, pki, server_process):
+    home = tmp_path / "home"
+    plain = server_process("--no-scheduler", "--host", "0.0.0.0", home=home)
+    assert plain.stop() == 0
+    assert "without TLS" in plain.output() and "without --auth" in plain.output()
+    secure = server_process("--no-scheduler", "--host", "0.0.0.0", "--tls-cert", str(pki / "server.pem"),
+                            "--tls-key", str(pki / "server-key.pem"), "--auth", home=home,
+                            credentials=_tls_credentials(pki))
+    assert secure.stop() == 0
+    assert "without TLS" not in secure.output() and "without --auth" not in secure.output()
 
 
 FLOW = '''
@@ -302,19 +281,15 @@ def hello(name: str = "world"):
 def test_agent_runs_a_flow_over_mutual_tls_with_an_agent_key(tmp_path, pki, session_key_material):
     """The whole path with security on: server (TLS, client CA, auth), an agent
     process with an agent key, its flow process reporting state and logs."""
-    import time
-
-    from conftest import insert_test_keys
+    from conftest import in_process_server, insert_test_keys
     from flowdeck.client import FlowdeckClient
     from flowdeck.flow_data import file_flow_data
-    from flowdeck.server.app import ThreadedServer
-    from flowdeck.server.settings import Settings
 
     (tmp_path / "flows.py").write_text(FLOW)
-    server = ThreadedServer(Settings(home=tmp_path / "home", port=0, auth=True, lease_ttl_seconds=5,
-                                     tls_cert=str(pki / "server.pem"), tls_key=str(pki / "server-key.pem"),
-                                     tls_client_ca=str(pki / "ca.pem")), background=True)
-    address = server.start()
+    server = in_process_server(tmp_path / "home", background=True, auth=True, lease_ttl_seconds=5,
+                               tls_cert=str(pki / "server.pem"), tls_key=str(pki / "server-key.pem"),
+                               tls_client_ca=str(pki / "ca.pem"))
+    address = server.address
     keys = insert_test_keys(server.server.db, session_key_material)
     tls_env = {"FLOWDECK_API_TLS_CA": str(pki / "ca.pem"), "FLOWDECK_API_TLS_CERT": str(pki / "client.pem"),
                "FLOWDECK_API_TLS_KEY": str(pki / "client-key.pem")}
@@ -335,24 +310,17 @@ def test_agent_runs_a_flow_over_mutual_tls_with_an_agent_key(tmp_path, pki, sess
         agent = subprocess.Popen([str(exe), "agent", "start", "--work-queue", "secure", "--name", "sec"],
                                  stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
         run = admin.create_flow_run_from_deployment(deployment_id=dep.id, parameters={"name": "tls"})
-        deadline = time.monotonic() + 60
-        while True:
-            got = admin.get_flow_run(run.id)
-            if got.state.is_terminal:
-                break
+        def finished():
             assert agent.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, f"run is {got.state.type}\n{log_path.read_text()}"
-            time.sleep(0.1)
+            got = admin.get_flow_run(run.id)
+            return got if got.state.is_terminal else None
+
+        got = wait_until(finished, lambda: f"the run to finish\n{log_path.read_text()}")
         assert got.state.type == "COMPLETED", (got.state, log_path.read_text())
         assert any("hello tls" in r.message for r in admin.list_logs(run.id))
         assert keys["agent"] not in log_path.read_text()
         admin.close()
     finally:
         if agent is not None:
-            agent.send_signal(signal.SIGTERM)
-            try:
-                agent.wait(30)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait()
+            stop_process(agent)
         server.stop()

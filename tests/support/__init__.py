@@ -1,0 +1,1 @@
+"""Helpers the test modules share (not part of the flowdeck package)."""
