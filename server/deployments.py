@@ -10,11 +10,10 @@ from sqlalchemy.orm import Session
 from flowdeck.server import flows, pagination, scheduler, storage_blocks
 from flowdeck.core import states
 from flowdeck.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, invalid_field
+# Runner types an agent knows how to run, and their config keys (work queues filter by type).
+from flowdeck.core.runner_config import RUNNER_TYPES, check_runner  # noqa: F401
 from flowdeck.server.models import DeploymentRow, FlowRow, FlowRunRow, utcnow
 from flowdeck.server.sqlhelpers import has_all_tags
-
-# Runner types an agent knows how to run; anything else is refused at create time.
-RUNNER_TYPES = ("universal", "subprocess", "in-process")
 
 # Fields a full create sets and UpdateDeployment's mask may name.
 MUTABLE = (
@@ -60,13 +59,6 @@ def _columns_for(field: str) -> tuple[str, ...]:
     }.get(field, (field,))
 
 
-def check_runner_type(runner_type: str) -> None:
-    if runner_type not in RUNNER_TYPES:
-        raise invalid_field(
-            "deployment.flow_runner.type", runner_type, f"must be one of {', '.join(RUNNER_TYPES)}"
-        )
-
-
 def _resolve_flow(s: Session, inp: DeploymentInput) -> FlowRow:
     if inp.flow_id:
         flow = flows.get(s, inp.flow_id)
@@ -86,7 +78,7 @@ def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None,
            settings=None) -> tuple[DeploymentRow, bool]:
     """Create the deployment, or update the one with the same flow and name."""
     now = now or utcnow()
-    check_runner_type(inp.flow_runner_type)
+    check_runner(inp.flow_runner_type, inp.flow_runner_config)
     flow = _resolve_flow(s, inp)
     storage_blocks.check_exists(s, inp.storage_block_id)
     row = s.scalar(_ROW_BY_FLOW_AND_NAME, {"flow_id": flow.id, "name": inp.name})
@@ -242,7 +234,7 @@ def update(s: Session, deployment_id: str, inp: DeploymentInput, paths: list[str
     changed = set()
     for path in paths:
         if path == "flow_runner":
-            check_runner_type(inp.flow_runner_type)
+            check_runner(inp.flow_runner_type, inp.flow_runner_config)
         if path == "name" and inp.name != row.name:
             clash = s.scalar(
                 select(DeploymentRow.id).where(
