@@ -399,6 +399,25 @@ def bench_agents_cmd(args) -> int:
     return 0
 
 
+# -- docker (the Docker flow runner; the work is in scripts/bench_docker.py) -----------
+
+
+def configure_docker(p: argparse.ArgumentParser) -> None:
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    import bench_docker
+
+    bench_docker.add_arguments(p)
+
+
+@subcommand("docker", "Docker runner: due -> RUNNING in containers next to processes (20 serial, a burst "
+            "of 10), container start overhead", configure_docker)
+def bench_docker_cmd(args) -> int:
+    import bench_docker
+
+    bench_docker.report(bench_docker.run(args, ServerProcess, bench_database, PG_ADMIN_URL), args.json)
+    return 0
+
+
 # -- main -----------------------------------------------------------------------
 
 
