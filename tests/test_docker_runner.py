@@ -41,6 +41,14 @@ def sleeper(seconds: float = 120):
 
 
 @flow
+def stubborn(seconds: float = 120):
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("ignoring SIGTERM", flush=True)
+    time.sleep(seconds)
+
+
+@flow
 def hog(mb: int = 600):
     chunks = [b"x" * (1024 * 1024) for _ in range(mb)]
     print("allocated", len(chunks), "MB")
@@ -220,18 +228,36 @@ def test_cancel_stops_the_container(dworld):
     cancelled = wait_state(w.client, run.id, "CANCELLED", timeout=30)
     assert "stopped the flow's process" in cancelled.state.message
     wait_until("the cancelled run's container to be removed", lambda: not run_containers(w.engine, run.id), 30)
+
+    # A flow that ignores SIGTERM is killed after the agent's cancel grace (3 s here).
+    stubborn = w.client.create_flow_run_from_deployment(w.deployment("stubborn", "stubborn").id)
+    wait_state(w.client, stubborn.id, "RUNNING", timeout=90)
+    wait_until("the flow to ignore SIGTERM", lambda: "ignoring SIGTERM" in run_cli(
+        "flow-run", "logs", stubborn.id, env={"FLOWDECK_API_URL": w.server.address}).stdout, 30)
+    t0 = time.monotonic()
+    w.client.cancel_flow_run(stubborn.id)
+    wait_state(w.client, stubborn.id, "CANCELLED", timeout=30)
+    assert time.monotonic() - t0 >= 2.5  # it outlived the SIGTERM until the SIGKILL
+    wait_until("the killed run's container to be removed", lambda: not run_containers(w.engine, stubborn.id), 30)
     assert "Traceback" not in agent.log()
 
 
-def test_memory_limit_exceeded_crashes_the_run_with_the_oom_message(dworld):
+def test_oom_kill_and_silent_exit_crash_the_run_with_the_reason(dworld, base_image):
     w = dworld
-    dep = w.deployment("hungry", "hog", mem_limit="200m")
+    hungry = w.deployment("hungry", "hog", mem_limit="200m")
+    # The base image has python3 but no flowdeck: the process exits 1 without a report.
+    bare = w.deployment("bare", "hello", image=base_image)
     w.agent()
-    run = w.client.create_flow_run_from_deployment(dep.id)
-    crashed = wait_state(w.client, run.id, {"CRASHED", "COMPLETED", "FAILED"}, timeout=90)
-    assert crashed.state.type == "CRASHED", crashed.state.message
-    assert "killed: out of memory (exit 137)" in crashed.state.message
-    wait_until("the OOM-killed container to be removed", lambda: not run_containers(w.engine, run.id), 30)
+    runs = [w.client.create_flow_run_from_deployment(d.id) for d in (hungry, bare)]
+    oom, bare = (wait_state(w.client, r.id, {"CRASHED", "COMPLETED", "FAILED"}, timeout=90) for r in runs)
+    assert oom.state.type == "CRASHED", oom.state.message
+    assert "killed: out of memory (exit 137)" in oom.state.message
+    assert bare.state.type == "CRASHED", bare.state.message
+    assert bare.state.message.startswith("the flow's container exited with code 1 without reporting a final state: "
+                                         "/usr/bin/python3: Error while finding module specification for "
+                                         "'flowdeck.agent.run_flow' (ModuleNotFoundError")
+    for run in runs:
+        wait_until("the crashed runs' containers to be removed", lambda: not run_containers(w.engine, run.id), 30)
 
 
 def test_kill_9_agent_orphans_stop_themselves_or_are_removed_by_the_restarted_agent(dworld):
