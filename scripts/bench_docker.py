@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from bench_agents import flowdeck_exe, ms
+from bench_agents import flowdeck_exe, ms, report  # noqa: F401 - report: bench.py calls it
 
 NOOP_FLOW = "from flowdeck import flow\n\n\n@flow(log_prints=False)\ndef noop(i: int = 0):\n    return i\n"
 IMAGE = "local/flowdeck-bench:latest"
@@ -134,14 +134,4 @@ def run(args, ServerProcess, bench_database, admin_url: str) -> dict:
                 agent.wait(60)
             client.close()
             server.stop()
-    return results
-
-
-def report(results: dict, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(results, indent=2))
-        return
-    for part, r in results.items():
-        print(f"{part}:")
-        for k, v in r.items():
-            print(f"  {k}: {v}")
+    return {args.database: results}  # the shape bench_agents.report prints
