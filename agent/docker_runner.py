@@ -81,23 +81,38 @@ def _one_line(error: BaseException) -> str:
 
 # -- what the container must see ------------------------------------------------------
 
+def _flow_data_json(leased) -> dict:
+    if leased.flow_data.encoding not in ("file", "blockstorage"):
+        return {}
+    try:
+        data = json.loads(leased.flow_data.blob)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _local_block_config(leased) -> dict | None:
+    """The settings of the local storage block the flow is kept in (None: not in one)."""
+    data = _flow_data_json(leased)
+    if leased.flow_data.encoding != "blockstorage" or (data.get("block_type") or "local") != "local":
+        return None
+    from flowdeck.core.structs import struct_dict
+
+    return data.get("block_config") or (struct_dict(leased.storage_config) if leased.storage_type else {})
+
+
 def host_paths_needed(leased, agent_env: dict[str, str]) -> list[tuple[str, str]]:
     """(what, path on this machine) the flow process reads from local disk:
     a flow kept as a file or in local storage, and the API's TLS files."""
     needed = []
-    encoding, blob = leased.flow_data.encoding, leased.flow_data.blob
-    try:
-        data = json.loads(blob) if encoding in ("file", "blockstorage") else {}
-    except ValueError:
-        data = {}
-    if encoding == "file" and data.get("path"):
-        needed.append(("the flow's script", data["path"]))
-    elif encoding == "blockstorage" and (data.get("block_type") or "local") == "local":
+    script = _flow_data_json(leased).get("path") if leased.flow_data.encoding == "file" else None
+    local = _local_block_config(leased)
+    if script:
+        needed.append(("the flow's script", script))
+    elif local is not None:
         from flowdeck.blocks.storage import LocalStorageBlock
-        from flowdeck.core.structs import struct_dict
 
-        config = data.get("block_config") or (struct_dict(leased.storage_config) if leased.storage_type else {})
-        needed.append(("the flow's local storage", str(LocalStorageBlock(path=config.get("path")).folder())))
+        needed.append(("the flow's local storage", str(LocalStorageBlock(path=local.get("path")).folder())))
     for name in TLS_FILES:
         if agent_env.get(name):
             needed.append((name, agent_env[name]))
@@ -140,8 +155,9 @@ def container_env(runner: DockerFlowRunner, leased, *, run_id: str, token: int, 
 
         env[LEASED_CONFIG_ENV] = json.dumps({"type": leased.storage_type,
                                              "config": struct_dict(leased.storage_config)})
-    if leased.flow_data.encoding == "blockstorage" and agent_env.get("FLOWDECK_HOME"):
-        env.setdefault("FLOWDECK_HOME", agent_env["FLOWDECK_HOME"])  # default local storage is under it
+    local = _local_block_config(leased)
+    if local is not None and not local.get("path") and agent_env.get("FLOWDECK_HOME"):
+        env.setdefault("FLOWDECK_HOME", agent_env["FLOWDECK_HOME"])  # the default local storage is under it
     env.update(FLOWDECK_API_URL=api_url, FLOWDECK_FLOW_RUN_ID=run_id, FLOWDECK_FENCING_TOKEN=str(token),
                PYTHONUNBUFFERED="1")
     return env

@@ -212,6 +212,35 @@ def test_docker_run_end_to_end_with_logs_and_coerced_parameters(dworld):
     assert "Traceback" not in agent.log()
 
 
+def test_flow_in_local_storage_runs_with_a_volume_and_fails_clearly_without(dworld):
+    w = dworld
+    store = w.tmp / "store"
+    (w.tmp / "deploy.py").write_text(textwrap.dedent(f"""
+        from flowdeck.blocks.storage import LocalStorageBlock
+        from flowdeck.deployments import DeploymentSpec
+        from flowdeck.flow_runners import DockerFlowRunner
+
+        for name, volumes in (("seen", [{str(store)!r} + ":" + {str(store)!r} + ":ro"]), ("unseen", [])):
+            DeploymentSpec(name=name, flow_location="./flows.py", flow_name="hello", parameters={{"name": name}},
+                           flow_storage=LocalStorageBlock(path={str(store)!r}),
+                           flow_runner=DockerFlowRunner(image={w.image!r}, volumes=volumes, labels={SESSION_LABELS!r}))
+    """))
+    env = {"FLOWDECK_API_URL": w.server.address}
+    r = run_cli("deployment", "create", str(w.tmp / "deploy.py"), env=env, cwd=w.tmp)
+    assert r.returncode == 0 and "using File Storage" in r.stdout, r.stdout + r.stderr
+    w.agent()
+    seen = w.client.create_flow_run_from_deployment("hello/seen")
+    unseen = w.client.create_flow_run_from_deployment("hello/unseen")
+    done = wait_state(w.client, seen.id, {"COMPLETED", "FAILED", "CRASHED"}, timeout=90)
+    assert done.state.type == "COMPLETED", done.state.message
+    assert "hello seen x1" in run_cli("flow-run", "logs", seen.id, env=env).stdout
+    failed = wait_state(w.client, unseen.id, {"COMPLETED", "FAILED", "CRASHED"}, timeout=30)
+    assert failed.state.type == "FAILED"
+    assert f"the flow's local storage is {store} on the agent's machine, which a container does not see" \
+        in failed.state.message
+    wait_until("the run's container to be removed", lambda: not run_containers(w.engine, seen.id), 30)
+
+
 def test_cancel_stops_the_container(dworld):
     w = dworld
     dep = w.deployment("sleepy", "sleeper")
