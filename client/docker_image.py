@@ -96,12 +96,18 @@ def build_wheel(out: Path) -> Path:
 
 
 def wheel_digest(path: Path) -> str:
-    """sha256 over the wheel's member names and contents (not the zip's timestamps)."""
+    """sha256 over the wheel's member names and contents (not the zip's
+    timestamps, nor the long description: a README edit needs no new image)."""
     h = hashlib.sha256()
     try:
         with zipfile.ZipFile(path) as z:
             for name in sorted(z.namelist()):
-                h.update(name.encode() + b"\0" + hashlib.sha256(z.read(name)).digest())
+                data = z.read(name)
+                if name.endswith(".dist-info/METADATA"):
+                    data = data.split(b"\n\n", 1)[0]  # the headers; the body is the description
+                elif name.endswith(".dist-info/RECORD"):
+                    continue  # it holds METADATA's hash
+                h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
     except (OSError, zipfile.BadZipFile) as e:
         raise ImageBuildError(f"{path} is not a readable wheel: {e}") from None
     return h.hexdigest()
