@@ -146,6 +146,8 @@ def check_volumes(runner: DockerFlowRunner, needed: list[tuple[str, str]]) -> No
 
 def container_env(runner: DockerFlowRunner, leased, *, run_id: str, token: int, api_url: str,
                   lease_check_seconds: float, agent_env: dict[str, str]) -> dict[str, str]:
+    """The container's whole environment: the runner's `env`, then what the
+    flow process needs (which the runner's `env` cannot override)."""
     env = {"FLOWDECK_LEASE_CHECK_SECONDS": f"{lease_check_seconds:g}"}
     env.update(runner.env)
     env.update({name: agent_env[name] for name in PASSED_ENV if agent_env.get(name)})
