@@ -55,6 +55,8 @@ class AgentSettings(BaseModel):
     backoff_max: float = 10.0
     # Requested lease TTL (the server may shorten it); 0: the server's.
     lease_ttl: float = 0.0
+    # How often to look for orphaned flow run containers (flowdeck.agent.docker_sweep).
+    docker_sweep_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, **overrides) -> "AgentSettings":
@@ -75,7 +77,7 @@ class RunSlot:
         self.run_name = leased.flow_run.name
         self.token = leased.lease.fencing_token
         self.lock = threading.Lock()
-        self.handle: runners.ProcessHandle | None = None
+        self.handle = None  # from runners.start_run: a process or a container
         self.started = False
         self.cancel_requested = False
         self.shutdown_stopped = False
@@ -265,15 +267,15 @@ class Agent:
                 self._report(slot, "FAILED", f"cannot use flow runner {leased.flow_runner.type!r}: {e}")
                 return
             with slot.lock:
-                if slot.cancel_requested or self.draining:
-                    pass
-                elif isinstance(runner, runners.InProcessFlowRunner):
+                go = not (slot.cancel_requested or self.draining)
+                if go and isinstance(runner, runners.InProcessFlowRunner):
                     slot.started = True
-                else:
-                    slot.handle = runners.start_process(
-                        runner, leased.SerializeToString(), run_id=slot.run_id, token=slot.token,
-                        api_url=self.address)
-                    slot.started = True
+            if go and not slot.started:
+                try:
+                    self._start(slot, runner)
+                except runners.RunStartError as e:
+                    self._report(slot, "FAILED", f"cannot start the flow run: {e}")
+                    return
             if not slot.started:
                 if slot.cancel_requested:
                     self._report(slot, "CANCELLED", "cancelled before it started")
@@ -288,16 +290,35 @@ class Agent:
                 except Exception as e:  # noqa: BLE001
                     log.warning("in-process flow run %s failed to report: %s", slot.run_name, e)
                 return
-            log.info("started flow run %s (%s) in process %d", slot.run_name, slot.run_id, slot.handle.pid)
+            log.info("started flow run %s (%s) in %s", slot.run_name, slot.run_id, slot.handle.where)
             rc = slot.handle.wait()
             self._finish(slot, rc)
         except Exception as e:  # noqa: BLE001 - one line, and the agent carries on
             log.warning("flow run %s: %s: %s", slot.run_name, type(e).__name__, e)
         finally:
+            if slot.handle is not None:
+                slot.handle.release()
             slot.done.set()
             with self.slots_lock:
                 self.slots.pop(slot.lease_id, None)
             self.wake.set()
+
+    def _start(self, slot: RunSlot, runner) -> None:
+        """Start the flow outside the slot's lock (a container takes a moment);
+        a cancel or shutdown that came meanwhile stops it at once."""
+        handle = runners.start_run(runner, slot.leased, token=slot.token, api_url=self.address,
+                                   agent_id=self.agent_id, agent_name=self.settings.name, lease_ttl=self.ttl,
+                                   pool_size=self.settings.limit + 8)
+        with slot.lock:
+            slot.handle = handle
+            slot.started = True
+            late = slot.cancel_requested or slot.shutdown_stopped
+        if late:
+            threading.Thread(target=handle.stop, args=(self.settings.cancel_grace,), daemon=True).start()
+
+    def _held(self) -> set[tuple[str, int]]:
+        with self.slots_lock:
+            return {(s.run_id, s.token) for s in self.slots.values()}
 
     def _release(self, slot: RunSlot) -> None:
         self._send(apb.LeaseRequest(release=apb.LeaseRelease(lease_id=slot.lease_id)))
@@ -323,7 +344,7 @@ class Agent:
             self._report(slot, "CRASHED", f"the agent shut down before the flow finished "
                                           f"(shutdown grace {self.settings.shutdown_grace:g}s)")
         else:
-            self._report(slot, "CRASHED", f"the flow process exited with code {rc} without reporting a final state")
+            self._report(slot, "CRASHED", slot.handle.exit_message(rc))
 
     def _report(self, slot: RunSlot, state: str, message: str) -> None:
         try:
@@ -373,6 +394,11 @@ class Agent:
         hb = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         conn.start()
         hb.start()
+        if self.settings.docker_sweep_seconds > 0:
+            from flowdeck.agent.docker_sweep import OrphanSweep
+
+            OrphanSweep(self.client, self.address, self._held, interval=self.settings.docker_sweep_seconds,
+                        stop_grace=self.settings.cancel_grace).start(self.finished)
         log.info("agent %s starting: server %s, queues %s, limit %d", self.settings.name, self.address,
                  ", ".join(self.settings.work_queues), self.settings.limit)
         while not self.signalled.wait(0.5):

@@ -10,7 +10,8 @@ deployment are fetched from the API. The flow is loaded with
 carrying the fencing token.
 
 Exit status: 0 COMPLETED, 1 FAILED (or the flow could not be loaded), 3 the
-lease was lost (a report was refused), 2 usage.
+lease was lost (a report was refused, or FLOWDECK_LEASE_CHECK_SECONDS is set
+and the check found the lease gone: `flowdeck.agent.lease_watch`), 2 usage.
 """
 from __future__ import annotations
 
@@ -72,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
 
     client = FlowdeckClient(args.api_url, retries=CLIENT_RETRIES, channel=channel(args.api_url))
     token = args.fencing_token
+    from flowdeck.agent import lease_watch
+
+    if token and lease_watch.interval_from_env():
+        lease_watch.start(client, args.flow_run_id, token, lease_watch.interval_from_env())
     try:
         if leased is not None and leased.flow_run.id == args.flow_run_id:
             flow_run = flow_run_from_pb(leased.flow_run)

@@ -5,6 +5,7 @@ reports through the API with the lease's fencing token.
 * universal: the agent's own interpreter; config {env}.
 * subprocess: a chosen python / virtualenv; config {env, stream_output, python,
   virtualenv, working_dir}.
+* docker: a fresh container per run (`flowdeck.agent.docker_runner`).
 * in-process: FOR BENCHMARKS ONLY - the flow runs on a thread in the agent.
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ import sys
 import threading
 from typing import Any
 
-from flowdeck.flow_runners import FlowRunner, InProcessFlowRunner, SubprocessFlowRunner, runner_from_settings
+from flowdeck.flow_runners import (DockerFlowRunner, FlowRunner, InProcessFlowRunner, SubprocessFlowRunner,
+                                   runner_from_settings)
 
 log = logging.getLogger("flowdeck.agent")
 
@@ -33,6 +35,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
+class RunStartError(Exception):
+    """The run's flow process could not be started; str() says why."""
+
+
 class ProcessHandle:
     """A flow process for one leased run."""
 
@@ -42,6 +48,16 @@ class ProcessHandle:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def where(self) -> str:
+        return f"process {self.proc.pid}"
+
+    def exit_message(self, rc: int | None) -> str:
+        return f"the flow process exited with code {rc} without reporting a final state"
+
+    def release(self) -> None:
+        """Nothing to clean up after a process."""
 
     def wait(self, timeout: float | None = None) -> int | None:
         try:
@@ -127,6 +143,20 @@ def start_process(runner: FlowRunner, leased_bytes: bytes, *, run_id: str, token
     return ProcessHandle(proc)
 
 
+def start_run(runner: FlowRunner, leased, *, token: int, api_url: str, agent_id: str, agent_name: str,
+              lease_ttl: float, pool_size: int):
+    """The run's flow process (a handle with where/wait/stop/exit_message/release),
+    or RunStartError."""
+    run_id = leased.flow_run.id
+    if isinstance(runner, DockerFlowRunner):
+        from flowdeck.agent import docker_runner
+
+        return docker_runner.start_container(runner, leased, run_id=run_id, token=token, api_url=api_url,
+                                             agent_id=agent_id, agent_name=agent_name,
+                                             lease_check_seconds=lease_ttl, pool_size=pool_size)
+    return start_process(runner, leased.SerializeToString(), run_id=run_id, token=token, api_url=api_url)
+
+
 class InProcessRun:
     """BENCHMARKS ONLY: run the flow on a thread of the agent process."""
 
@@ -160,4 +190,5 @@ def runner_for(settings_type: str, config: dict) -> FlowRunner:
     return runner_from_settings({"type": settings_type or "universal", "config": config or {}})
 
 
-__all__ = ["ProcessHandle", "InProcessRun", "InProcessFlowRunner", "start_process", "runner_for", "command_for"]
+__all__ = ["ProcessHandle", "InProcessRun", "InProcessFlowRunner", "RunStartError", "start_process", "start_run",
+           "runner_for", "command_for"]

@@ -14,6 +14,10 @@ the parameters and reports through the API with its lease token.
 * `SubprocessFlowRunner` (type "subprocess"): a given Python executable or
   virtualenv, with `env`; `stream_output=False` keeps the flow's output out of
   the agent's terminal (it is still captured into the run's logs).
+* `DockerFlowRunner` (type "docker"): a fresh container of `image` per run,
+  started through the Docker Engine API by the agent (see
+  `flowdeck.agent.docker_runner`); the image needs flowdeck installed
+  (`flowdeck image build`). Nothing is pulled unless `pull` says so.
 * `InProcessFlowRunner` (type "in-process"): FOR BENCHMARKS AND TESTS ONLY. It
   runs the flow on a thread inside the agent process: no isolation, no
   cancellation by signal, and a crashing flow takes the agent with it.
@@ -23,6 +27,7 @@ This module imports no grpc.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -34,6 +39,7 @@ __all__ = [
     "FlowRunner",
     "UniversalFlowRunner",
     "SubprocessFlowRunner",
+    "DockerFlowRunner",
     "InProcessFlowRunner",
     "FlowRunnerSettings",
     "RUNNER_TYPES",
@@ -105,6 +111,69 @@ class SubprocessFlowRunner(FlowRunner):
         return default
 
 
+_SIZE = re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.IGNORECASE)
+
+
+class DockerFlowRunner(FlowRunner):
+    """Runs each flow run in a fresh container of `image` (which must have
+    flowdeck installed: `flowdeck image build`). `volumes` are "HOST:CONTAINER"
+    or "HOST:CONTAINER:ro"; a flow kept in a local file or local storage needs
+    one that mounts its folder at the same path. `mem_limit` ("512m", or bytes)
+    and `cpus` cap the container; `auto_remove=False` keeps it after the run
+    for inspection. `pull`: "never" (the default: the image must be there),
+    "missing" or "always"."""
+
+    typename: ClassVar[str] = "docker"
+    type: Literal["docker"] = "docker"
+    image: str
+    volumes: list[str] = Field(default_factory=list)
+    network_mode: str = "host"
+    mem_limit: str | int | None = None
+    cpus: float | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    auto_remove: bool = True
+    stream_output: bool = True
+    pull: Literal["never", "missing", "always"] = "never"
+
+    @field_validator("image", "network_mode")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @field_validator("volumes")
+    @classmethod
+    def _volumes(cls, value: list[str]) -> list[str]:
+        for volume in value:
+            parts = volume.split(":")
+            if len(parts) not in (2, 3) or not all(parts[:2]) or not parts[1].startswith("/") \
+                    or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+                raise ValueError(f"{volume!r} is not HOST:CONTAINER or HOST:CONTAINER:ro (CONTAINER absolute)")
+        return value
+
+    @field_validator("mem_limit")
+    @classmethod
+    def _mem_limit(cls, value):
+        if isinstance(value, str) and not _SIZE.match(value.strip()):
+            raise ValueError(f"{value!r} is not a size such as 512m, 2g or a number of bytes")
+        if isinstance(value, int) and value <= 0:
+            raise ValueError("must be more than 0 bytes")
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, value):
+        if value is not None and value <= 0:
+            raise ValueError("must be more than 0")
+        return value
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _label_strings(cls, value):
+        return {str(k): str(v) for k, v in (value or {}).items()} if isinstance(value, dict) else value
+
+
 class InProcessFlowRunner(FlowRunner):
     """BENCHMARKS/TESTS ONLY: runs the flow on a thread inside the agent."""
 
@@ -113,7 +182,7 @@ class InProcessFlowRunner(FlowRunner):
 
 
 RUNNERS: dict[str, type[FlowRunner]] = {
-    cls.typename: cls for cls in (UniversalFlowRunner, SubprocessFlowRunner, InProcessFlowRunner)
+    cls.typename: cls for cls in (UniversalFlowRunner, SubprocessFlowRunner, DockerFlowRunner, InProcessFlowRunner)
 }
 RUNNER_TYPES = tuple(RUNNERS)
 

@@ -396,23 +396,30 @@ def bench_schedule_cmd(args) -> int:
     return 0
 
 
-# -- agents (the lease stream; the work is in scripts/bench_agents.py) ----------------
+# -- benchmarks kept in their own scripts --------------------------------------------
 
 
-def configure_agents(p: argparse.ArgumentParser) -> None:
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-    import bench_agents
+def module_subcommand(name: str, module: str, help: str) -> None:
+    """A benchmark in scripts/MODULE.py with add_arguments(parser),
+    run(args, ServerProcess, bench_database, admin_url) and report(results, as_json)."""
+    def load():
+        import importlib
 
-    bench_agents.add_arguments(p)
+        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+        return importlib.import_module(module)
+
+    def run(args) -> int:
+        bench = load()
+        bench.report(bench.run(args, ServerProcess, bench_database, PG_ADMIN_URL), args.json)
+        return 0
+
+    SUBCOMMANDS[name] = {"run": run, "help": help, "configure": lambda p: load().add_arguments(p)}
 
 
-@subcommand("agents", "lease stream: dispatch latency (200 runs due over 20 s, one agent), 1,000 idle "
-            "streams (server RSS/CPU), throughput with 4 agents (in-process runner)", configure_agents)
-def bench_agents_cmd(args) -> int:
-    import bench_agents
-
-    bench_agents.report(bench_agents.run(args, ServerProcess, bench_database, PG_ADMIN_URL), args.json)
-    return 0
+module_subcommand("agents", "bench_agents", "lease stream: dispatch latency (200 runs due over 20 s, one agent), "
+                  "1,000 idle streams (server RSS/CPU), throughput with 4 agents (in-process runner)")
+module_subcommand("docker", "bench_docker", "Docker runner: due -> RUNNING in containers next to processes "
+                  "(20 serial, a burst of 10), container start overhead")
 
 
 # -- ui -------------------------------------------------------------------------

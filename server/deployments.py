@@ -10,12 +10,10 @@ from sqlalchemy.orm import Session
 
 from flowdeck.server import flows, pagination, scheduler, storage_blocks
 from flowdeck.core.errors import AlreadyExistsError, NotFoundError, invalid_field
+from flowdeck.core.runner_config import check_runner
 from flowdeck.server.models import DeploymentRow, FlowRow, utcnow
 from flowdeck.server.sqlhelpers import has_all_tags
 from flowdeck.server.views import DEPLOYMENTS, DeploymentView
-
-# Runner types an agent knows how to run; anything else is refused at create time.
-RUNNER_TYPES = ("universal", "subprocess", "in-process")
 
 # Fields a full create sets and UpdateDeployment's mask may name.
 MUTABLE = (
@@ -59,13 +57,6 @@ def _columns_for(field: str) -> tuple[str, ...]:
         "flow_runner": ("flow_runner_type", "flow_runner_config"),
         "max_lateness": ("max_lateness_seconds",),
     }.get(field, (field,))
-
-
-def check_runner_type(runner_type: str) -> None:
-    if runner_type not in RUNNER_TYPES:
-        raise invalid_field(
-            "deployment.flow_runner.type", runner_type, f"must be one of {', '.join(RUNNER_TYPES)}"
-        )
 
 
 def _resolve_flow(s: Session, inp: DeploymentInput) -> FlowRow:
@@ -113,7 +104,7 @@ def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None,
            settings=None) -> tuple[DeploymentView, bool]:
     """Create the deployment, or update the one with the same flow and name."""
     now = now or utcnow()
-    check_runner_type(inp.flow_runner_type)
+    check_runner(inp.flow_runner_type, inp.flow_runner_config)
     flow = _resolve_flow(s, inp)
     storage_blocks.check_exists(s, inp.storage_block_id)
     row = s.scalar(_ROW_BY_FLOW_AND_NAME, {"flow_id": flow.id, "name": inp.name})
@@ -229,7 +220,7 @@ def update(s: Session, deployment_id: str, inp: DeploymentInput, paths: list[str
     if "flow_data" in paths:
         storage_blocks.check_exists(s, inp.storage_block_id)
     if "flow_runner" in paths:
-        check_runner_type(inp.flow_runner_type)
+        check_runner(inp.flow_runner_type, inp.flow_runner_config)
     if "name" in paths and inp.name != row.name:
         clash = s.scalar(
             select(DeploymentRow.id).where(DeploymentRow.flow_id == row.flow_id, DeploymentRow.name == inp.name)

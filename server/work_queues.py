@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from flowdeck.server import pagination
 from flowdeck.core import states
-from flowdeck.server.deployments import RUNNER_TYPES
+from flowdeck.core.runner_config import RUNNER_TYPES
 from flowdeck.core.errors import AlreadyExistsError, NotFoundError, invalid_field
 from flowdeck.server.models import DeploymentRow, FlowRunRow, WorkQueueRow, utcnow
 from flowdeck.server.sqlhelpers import has_all_tags

@@ -114,6 +114,7 @@ EXTENSIONS: list[str] = [
     "flowdeck.cli.work_queue_cmd:register",
     "flowdeck.cli.agent_cmd:register",
     "flowdeck.cli.api_key_cmd:register",
+    "flowdeck.cli.image_cmd:register",
 ]
 
 
