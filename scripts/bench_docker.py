@@ -73,10 +73,10 @@ def _wait_running(client, run_ids: list[str], timeout: float = 120) -> dict[str,
 def _due_to_running(client, dep_id: str, runs: int, burst: int) -> dict:
     serial = []
     for i in range(runs):
-        run = client.create_flow_run_from_deployment(dep_id, parameters={"i": i})
+        run = client.create_flow_run_from_deployment(deployment_id=dep_id, parameters={"i": i})
         serial += list(_wait_running(client, [run.id]).values())
     due = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
-    made = [client.create_flow_run_from_deployment(dep_id, parameters={"i": i}, expected_start_time=due)
+    made = [client.create_flow_run_from_deployment(deployment_id=dep_id, parameters={"i": i}, expected_start_time=due)
             for i in range(burst)]
     together = list(_wait_running(client, [r.id for r in made]).values())
     return {"serial": ms(serial), f"burst_of_{burst}": ms(together)}
