@@ -121,7 +121,18 @@ def _resolve(spec: str):
     return getattr(importlib.import_module(module), attr)
 
 
+def quiet_grpc() -> None:
+    """gRPC's C core logs to stderr on its own (`E1129 ... add_port.cc`,
+    `I1129 ... Handshake failed`); flowdeck says what matters in its own words.
+    GRPC_VERBOSITY (DEBUG, INFO, ERROR) set by the user brings them back. Read
+    when grpc loads, so set before anything imports it."""
+    import os
+
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_grpc()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
