@@ -110,13 +110,18 @@ class Transport:
             request.request_id = str(uuid.uuid4())
         return self.call(rpc, request)
 
-    def pages(self, rpc: Rpc, request, field: str, limit: int | None) -> Iterator:
-        """The items of a List, page after page, up to `limit` (None: all)."""
+    def pages(self, rpc: Rpc, request, field: str, limit: int | None,
+              on_first: Callable[[Any], None] | None = None) -> Iterator:
+        """The items of a List, page after page, up to `limit` (None: all);
+        `on_first` sees the first response."""
         check_limit(limit)
         got = 0
         while True:
             request.page_size = MAX_PAGE_SIZE if limit is None else min(MAX_PAGE_SIZE, limit - got)
             response = self.call(rpc, request)
+            if on_first is not None:
+                on_first(response)
+                on_first = None
             for item in getattr(response, field):
                 yield item
                 got += 1
@@ -126,3 +131,20 @@ class Transport:
             if not token:
                 return
             request.page_token = token
+
+    def counted_pages(self, rpc: Rpc, request, field: str, limit: int | None, convert: Callable) -> "Page":
+        """`pages`, converted, as a Page holding the server's total_size."""
+        page = Page()
+
+        def first(response) -> None:
+            page.total_size = response.total_size
+
+        page.extend(convert(m) for m in self.pages(rpc, request, field, limit, on_first=first))
+        return page
+
+
+class Page(list):
+    """What a list_* method that counts returns: the items, and `total_size`,
+    how many match in all pages (None when the server did not say)."""
+
+    total_size: int | None = None

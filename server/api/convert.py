@@ -139,6 +139,16 @@ def state_type_name(value: int, path: str) -> str:
         raise invalid_field(path, value, "is not a known state type") from None
 
 
+def enum_name(enum, value: int, path: str, prefix: str) -> str:
+    """An enum value's name without `prefix`; "" for UNSPECIFIED."""
+    try:
+        name_ = enum.Name(value)
+    except ValueError:
+        raise invalid_field(path, value, "is not a known value") from None
+    short = name_.removeprefix(prefix)
+    return "" if short == "UNSPECIFIED" else short
+
+
 def state_type_value(name_: str) -> int:
     return c.StateType.Value(f"STATE_TYPE_{name_}")
 
