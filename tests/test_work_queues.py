@@ -246,7 +246,8 @@ def test_cli_work_queue_commands(server, client, database_url):
     r = run_cli("work-queue", "ls", "--json", env=env)
     (q,) = json.loads(r.stdout)
     assert q["name"] == "prod" and q["concurrency_limit"] == 4 and q["filter"]["deployment_ids"] == [dep.id]
-    assert set(q) == {"id", "name", "description", "filter", "is_paused", "concurrency_limit", "created", "updated"}
+    assert set(q) == {"id", "name", "description", "filter", "is_paused", "concurrency_limit", "created", "updated",
+                      "late_runs", "running_runs"}
     assert run_cli("work-queue", "pause", "prod", env=env).returncode == 0
     assert json.loads(run_cli("work-queue", "inspect", "prod", "--json", env=env).stdout)["is_paused"] is True
     assert run_cli("work-queue", "resume", "prod", env=env).returncode == 0

@@ -38,7 +38,7 @@ def work_queue_in(msg: c.WorkQueue, path: str = "work_queue", *, for_create: boo
     return inp
 
 
-def work_queue_out(row) -> c.WorkQueue:
+def work_queue_out(row, counts: work_queues.RunCounts = work_queues.NO_RUNS) -> c.WorkQueue:
     msg = c.WorkQueue(
         id=row.id,
         name=row.name,
@@ -51,10 +51,17 @@ def work_queue_out(row) -> c.WorkQueue:
         is_paused=row.is_paused,
         created=convert.ts(row.created),
         updated=convert.ts(row.updated),
+        late_runs=counts.late,
+        running_runs=counts.running,
     )
     if row.concurrency_limit is not None:
         msg.concurrency_limit = row.concurrency_limit
     return msg
+
+
+def counted(s, row) -> c.WorkQueue:
+    """One queue with its late and running counts."""
+    return work_queue_out(row, work_queues.run_counts(s, [row])[row.id])
 
 
 class WorkQueueServicer(Servicer, rpc.WorkQueueServiceServicer):
@@ -62,23 +69,25 @@ class WorkQueueServicer(Servicer, rpc.WorkQueueServiceServicer):
         inp = work_queue_in(request.work_queue)
         response = await self.mutate(
             "CreateWorkQueue", request.request_id, c.WorkQueue,
-            lambda s: work_queue_out(work_queues.create(s, inp)),
+            lambda s: counted(s, work_queues.create(s, inp)),
         )
         self.app.events.publish("runs")
         return response
 
     async def GetWorkQueue(self, request, context):
         qid = convert.uuid_str(request.id, "id")
-        return await self.read(lambda s: work_queue_out(work_queues.get(s, qid)))
+        return await self.read(lambda s: counted(s, work_queues.get(s, qid)))
 
     async def GetWorkQueueByName(self, request, context):
         name = convert.name(request.name, "name")
-        return await self.read(lambda s: work_queue_out(work_queues.get_by_name(s, name)))
+        return await self.read(lambda s: counted(s, work_queues.get_by_name(s, name)))
 
     async def ListWorkQueues(self, request, context):
         def work(s):
             rows, token = work_queues.list_(s, request.page_size, request.page_token)
-            return pb.ListWorkQueuesResponse(work_queues=[work_queue_out(r) for r in rows], next_page_token=token)
+            counts = work_queues.run_counts(s, rows)
+            return pb.ListWorkQueuesResponse(work_queues=[work_queue_out(r, counts[r.id]) for r in rows],
+                                             next_page_token=token)
 
         return await self.read(work)
 
@@ -93,7 +102,7 @@ class WorkQueueServicer(Servicer, rpc.WorkQueueServiceServicer):
         inp = work_queue_in(request.work_queue, for_create=False, paths=paths)
         response = await self.mutate(
             "UpdateWorkQueue", request.request_id, c.WorkQueue,
-            lambda s: work_queue_out(work_queues.update(s, qid, inp, paths)),
+            lambda s: counted(s, work_queues.update(s, qid, inp, paths)),
         )
         # Resuming a queue or raising its limit frees runs to lease at once.
         self.app.events.publish("runs")
