@@ -71,7 +71,7 @@ class ApiKeyServicer(Servicer, rpc.ApiKeyServiceServicer):
         name = request.name
 
         def work(s):
-            return api_key_out(api_keys.revoke(s, name))
+            return api_key_out(api_keys.revoke(s, name, force=request.force))
 
         response = await self.mutate("RevokeApiKey", request.request_id, pb.ApiKey, work)
         security = getattr(self.app, "security", None)
