@@ -57,7 +57,7 @@ def logs(args) -> int:
     for r in records:
         show(r)
     if not records and not args.json:
-        _say_empty(run)
+        _say_empty(run, following=args.follow)
     if not args.follow or run.state.type in TERMINAL:
         return 0
     run = follow(client, run, min_level, seen, show)
@@ -117,10 +117,11 @@ class LinePrinter:
         self.console.print(line, soft_wrap=True)
 
 
-def _say_empty(run) -> None:
+def _say_empty(run, *, following: bool) -> None:
     from flowdeck.core.states import TERMINAL
 
     if run.state.type in TERMINAL:
         print(f"Flow run {run.name!r} has no logs (it ended {run.state.type}).")
     else:
-        print(f"No logs yet: flow run {run.name!r} is {run.state.type}.")
+        waiting = "; waiting for its first lines" if following else ""
+        print(f"No logs yet: flow run {run.name!r} is {run.state.type}{waiting}.", flush=True)

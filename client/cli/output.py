@@ -68,14 +68,17 @@ def stamp(value: dt.datetime | None) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def console(*, stderr: bool = False, wide: bool = False):
+def console(*, stderr: bool = False, width: int | None = None):
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    # Piped output has no terminal width: give tables room (COLUMNS still
-    # wins) so rows stay one line each for grep and friends.
-    width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
-    return Console(file=stream, soft_wrap=False, width=WIDE if wide else width, highlight=False)
+    if width is None and not (stream.isatty() or os.environ.get("COLUMNS")):
+        # Piped output has no terminal width: give tables room (COLUMNS still
+        # wins) so rows stay one line each for grep and friends.
+        width = 200
+    # NO_COLOR: no colour, and (unlike rich's own reading of it) no bold either.
+    colours = None if os.environ.get("NO_COLOR") else "auto"
+    return Console(file=stream, soft_wrap=False, width=width, highlight=False, color_system=colours)
 
 
 def state_text(state) -> Any:
@@ -103,7 +106,7 @@ def table(title: str, columns: list[Column], rows: Iterable[Iterable[Any]], *, w
     from rich.table import Table
 
     cells = [[_cell(v, col, wide) for v, col in zip(row, columns)] for row in rows]
-    out = console(wide=wide)
+    out = console(width=WIDE if wide else None)
     if not cells:
         out.print(f"No {title[:1].lower()}{title[1:]}." if title else "Nothing to show.")
         if footer:
@@ -112,12 +115,17 @@ def table(title: str, columns: list[Column], rows: Iterable[Iterable[Any]], *, w
     widths = [max([len(c.header)] + [c_.cell_len for c_ in (r[i] for r in cells)]) for i, c in enumerate(columns)]
     kept = list(range(len(columns))) if wide else _fit(columns, widths, out.width)
     budget = _shrunk(columns, widths, kept, out.width) if not wide else {}
+    least = sum(budget.get(i, widths[i]) for i in kept) + GAP * (len(kept) - 1)
+    if least > out.width:
+        # Even the ids and names alone are wider than the terminal: let the
+        # lines run long (the terminal folds them) rather than cut a name.
+        out = console(width=least)
     t = Table(title=title or None, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
               header_style="bold", title_style="bold")
     for i in kept:
         col = columns[i]
         t.add_column(col.header, justify=col.justify, no_wrap=True,
-                     overflow="ellipsis" if col.kind == "text" else "ignore",
+                     overflow={"text": "ellipsis", "fixed": "crop"}.get(col.kind, "ignore"),
                      min_width=None if col.kind == "text" else widths[i], max_width=budget.get(i))
     for row in cells:
         t.add_row(*[row[i] for i in kept])

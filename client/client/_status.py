@@ -110,9 +110,7 @@ MESSAGES: dict[str, tuple[type[exc.FlowdeckError], str]] = {
         exc.ConnectionFailedError, "the flowdeck server at {address} closed the connection {why}"),
     "TLS_HANDSHAKE_FAILED": (exc.ConnectionFailedError, "TLS with the flowdeck server at {address} failed: {why}"),
     "CONNECTION_LOST": (
-        exc.ConnectionFailedError,
-        "the connection to the flowdeck server at {address} was lost during the call ({why}); "
-        "did the server stop?"),
+        exc.ConnectionFailedError, "the connection to the flowdeck server at {address} was lost during the call ({why})"),
     "CALL_TIMED_OUT": (exc.DeadlineExceededError, "the flowdeck server at {address} did not answer within {why}"),
 }
 
@@ -202,7 +200,9 @@ def _tls_failed(text: str, call: Call) -> str:
 
 
 def _lost(text: str, call: Call) -> str:
-    return text
+    """`connection reset by peer` from `Stream removed (recvmsg:Connection reset by peer (104))`."""
+    found = re.search(r"connection reset by peer|broken pipe|socket closed|goaway|eof", text, re.I)
+    return found.group(0).lower() if found else text
 
 
 def _timed_out(text: str, call: Call) -> str:

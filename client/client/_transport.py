@@ -101,7 +101,8 @@ class Transport:
                 if lost is not None and error.reason == "SERVER_UNREACHABLE":
                     # The retries found nothing listening: the first failure says what happened.
                     lost = translate(lost, Call(self.address, self.tls))
-                    error = type(lost)(f"{lost.message}; it no longer answers", reason=lost.reason)
+                    error = type(lost)(f"{lost.message}, and nothing answers there now: the server stopped",
+                                       reason=lost.reason)
                 raise error from None
 
     def mutate(self, rpc: Rpc, request):
