@@ -266,3 +266,52 @@ def test_cli_work_queue_commands(server, client, database_url):
     assert r.returncode == 0 and json.loads(run_cli("work-queue", "ls", "--json", env=env).stdout) == []
     r = run_cli("work-queue", "inspect", "prod", env=env)
     assert r.returncode == 1 and "not found" in r.stderr
+
+
+# -- late and running counts --------------------------------------------------------
+
+def test_run_counts_per_queue_in_one_query(db):
+    """Late: SCHEDULED runs named Late that match the queue. Running: runs
+    leased through the queue, PENDING or RUNNING. One SELECT for the page."""
+    from sqlalchemy import event
+
+    from flowdeck.server import deployments, flow_runs, work_queues
+    from flowdeck.server.deployments import DeploymentInput
+    from flowdeck.server.flow_runs import StateInput
+    from flowdeck.server.work_queues import WorkQueueInput
+
+    with db.write() as s:
+        prod, _ = deployments.upsert(s, DeploymentInput(name="d", flow_name="counts", tags=["prod"]))
+        other, _ = deployments.upsert(s, DeploymentInput(name="e", flow_name="counts"))
+        q_prod = work_queues.create(s, WorkQueueInput(name="prod", tags=["prod"]))
+        q_all = work_queues.create(s, WorkQueueInput(name="all"))
+        q_none = work_queues.create(s, WorkQueueInput(name="gpu", flow_runner_types=["subprocess"]))
+
+        def run(dep, state="SCHEDULED", name="", queue=None):
+            row = flow_runs.create_from_deployment(s, deployment_id=dep.id, state=StateInput(state, name))
+            row.work_queue_id = queue.id if queue else None
+            return row
+
+        run(prod, name="Late")
+        run(prod, name="Late")
+        run(other, name="Late")
+        run(prod)  # due or upcoming, not Late
+        run(prod, "RUNNING", queue=q_prod)
+        run(prod, "PENDING", queue=q_prod)
+        run(other, "RUNNING", queue=q_all)
+        run(prod, "COMPLETED", queue=q_prod)
+    statements = []
+
+    def count(*args):
+        statements.append(args[2])
+
+    event.listen(db.read_engine, "before_cursor_execute", count)
+    try:
+        with db.read() as s:
+            counts = work_queues.run_counts(s, [q_prod, q_all, q_none])
+    finally:
+        event.remove(db.read_engine, "before_cursor_execute", count)
+    assert counts[q_prod.id] == (2, 2)
+    assert counts[q_all.id] == (3, 1)
+    assert counts[q_none.id] == (0, 0)
+    assert len([st for st in statements if st.lstrip().upper().startswith("SELECT")]) == 1, statements
