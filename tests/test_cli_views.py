@@ -219,6 +219,12 @@ def test_colours_on_a_terminal_only(cli_env, client):
     assert "COMPLETED" in plain and "\x1b[" not in plain
     piped = ok(cli_env, "flow-run", "ls")
     assert "COMPLETED" in piped and "\x1b[" not in piped
+    logged = client.create_flow_run(flow_name="colours", state="RUNNING")
+    _log(client, logged, "careful", level=30)
+    _log(client, logged, "broken", level=40)
+    lines = in_terminal(cli_env, "flow-run", "logs", logged.id, columns=120)
+    assert "\x1b[33mWARNING" in lines and "\x1b[31mERROR" in lines
+    assert "\x1b[" not in in_terminal({**cli_env, "NO_COLOR": "1"}, "flow-run", "logs", logged.id, columns=120)
 
 
 def test_json_keeps_whole_ids(cli_env, client):
