@@ -13,6 +13,7 @@ processes) builds its channel here, so the same settings apply everywhere.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 from pathlib import Path
 
@@ -85,32 +86,51 @@ def strip_scheme(url: str) -> str:
     return url
 
 
-def make_channel(address: str, options: list | None = None, *, api_key: str | None = None,
-                 tls_ca: str | None = None, tls_cert: str | None = None, tls_key: str | None = None,
-                 server_name: str | None = None, tls: bool | None = None) -> grpc.Channel:
-    """A channel to `address` with TLS and the API key from the arguments or,
-    for those left None, from the FLOWDECK_API_* environment variables."""
+@dataclasses.dataclass(frozen=True)
+class TlsSettings:
+    """How a channel speaks to its server; errors use it to say what to check."""
+
+    enabled: bool = False
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    server_name: str = ""
+
+
+def tls_settings(address: str, *, tls_ca: str | None = None, tls_cert: str | None = None,
+                 tls_key: str | None = None, server_name: str | None = None,
+                 tls: bool | None = None) -> TlsSettings:
+    """The arguments, or for those left None the FLOWDECK_API_TLS_* environment."""
     env = os.environ
-    api_key = env.get("FLOWDECK_API_KEY", "") if api_key is None else api_key
     tls_ca = env.get("FLOWDECK_API_TLS_CA", "") if tls_ca is None else tls_ca
     tls_cert = env.get("FLOWDECK_API_TLS_CERT", "") if tls_cert is None else tls_cert
     tls_key = env.get("FLOWDECK_API_TLS_KEY", "") if tls_key is None else tls_key
     server_name = env.get("FLOWDECK_API_TLS_SERVER_NAME", "") if server_name is None else server_name
     if tls is None:
         tls = bool(tls_ca or tls_cert or wants_tls(address))
+    return TlsSettings(tls, tls_ca, tls_cert, tls_key, server_name)
+
+
+def make_channel(address: str, options: list | None = None, *, api_key: str | None = None,
+                 tls_ca: str | None = None, tls_cert: str | None = None, tls_key: str | None = None,
+                 server_name: str | None = None, tls: bool | None = None) -> grpc.Channel:
+    """A channel to `address` with TLS and the API key from the arguments or,
+    for those left None, from the FLOWDECK_API_* environment variables."""
+    api_key = os.environ.get("FLOWDECK_API_KEY", "") if api_key is None else api_key
+    t = tls_settings(address, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, server_name=server_name, tls=tls)
     target = strip_scheme(address)
     options = list(options or [])
-    if bool(tls_cert) != bool(tls_key):
+    if bool(t.cert) != bool(t.key):
         raise exc.InvalidArgumentError(
             "mutual TLS needs both FLOWDECK_API_TLS_CERT and FLOWDECK_API_TLS_KEY")
-    if tls:
+    if t.enabled:
         creds = grpc.ssl_channel_credentials(
-            root_certificates=_read(tls_ca, "FLOWDECK_API_TLS_CA") if tls_ca else None,
-            private_key=_read(tls_key, "FLOWDECK_API_TLS_KEY") if tls_key else None,
-            certificate_chain=_read(tls_cert, "FLOWDECK_API_TLS_CERT") if tls_cert else None,
+            root_certificates=_read(t.ca, "FLOWDECK_API_TLS_CA") if t.ca else None,
+            private_key=_read(t.key, "FLOWDECK_API_TLS_KEY") if t.key else None,
+            certificate_chain=_read(t.cert, "FLOWDECK_API_TLS_CERT") if t.cert else None,
         )
-        if server_name:
-            options.append(("grpc.ssl_target_name_override", server_name))
+        if t.server_name:
+            options.append(("grpc.ssl_target_name_override", t.server_name))
         channel = grpc.secure_channel(target, creds, options=options)
     else:
         channel = grpc.insecure_channel(target, options=options)

@@ -35,6 +35,7 @@ __all__ = [
 
 
 class ConnectionFailedError(UnavailableError):
-    """The server could not be reached at all."""
+    """The connection to the server failed: it could not be reached, refused
+    the TLS handshake, or was lost during the call."""
 
     reason = "SERVER_UNREACHABLE"

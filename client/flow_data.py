@@ -138,7 +138,14 @@ def exec_script(source: str | bytes, filename: str, *, module_name: str = FLOW_M
     try:
         with script_path_on_sys_path(filename), collecting(specs):
             exec(code, namespace)
-    except FlowdeckError:
+    except FlowdeckError as e:
+        # A flowdeck object the script made is invalid (a CronSchedule with a
+        # bad expression): say where, as for any other failure in the script.
+        shown = display_path(filename)
+        where = _line_in(e, filename)
+        if where and shown not in e.message:
+            e.message = f"{shown!r}{where}: {e.message}"
+            e.args = (e.message,)
         raise
     except Exception as e:  # noqa: BLE001 - the user's script failed
         raise FlowLoadError(f"running {display_path(filename)!r} failed{_line_in(e, filename)}: "

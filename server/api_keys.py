@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from flowdeck.server import pagination
-from flowdeck.core.errors import AlreadyExistsError, NotFoundError, invalid_field
+from flowdeck.core.errors import (AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError,
+                                  invalid_field)
 from flowdeck.server.models import ApiKeyRow, utcnow
 
 # What each scope allows, smallest first. "agent" is read plus the agent's
@@ -126,8 +127,9 @@ def list_(s: Session, page_size: int, page_token: str, show_revoked: bool = Fals
                                filter_=show_revoked, scalars=True)
 
 
-def revoke(s: Session, name_or_id: str) -> ApiKeyRow:
-    """Revoke the active key with this name (or id). Revoking twice is NOT_FOUND."""
+def revoke(s: Session, name_or_id: str, *, force: bool = False) -> ApiKeyRow:
+    """Revoke the active key with this name (or id). Revoking twice is NOT_FOUND;
+    revoking the last active admin key needs `force`."""
     if not name_or_id:
         raise invalid_field("name", name_or_id, "is required")
     if len(name_or_id) > MAX_NAME:
@@ -140,9 +142,24 @@ def revoke(s: Session, name_or_id: str) -> ApiKeyRow:
                                 name=name_or_id)
     if row is None:
         raise NotFoundError(f"no API key named {name_or_id!r}", reason="API_KEY_NOT_FOUND", name=name_or_id)
+    if row.scope == "admin" and not force and not _other_admins(s, row.id):
+        raise FailedPreconditionError(
+            f"API key {row.name!r} is the last active admin key: without one nobody can create or revoke keys "
+            "through the API (only `flowdeck server create-admin-key` on the server's database); "
+            "revoke it anyway with --force", reason="LAST_ADMIN_KEY", name=row.name)
     row.revoked = utcnow()
     s.flush()
     return row
+
+
+def _other_admins(s: Session, key_id: str) -> int:
+    """Active admin keys besides `key_id`. On Postgres their rows are locked, so
+    two revokes at once cannot both take one of the last two."""
+    stmt = select(ApiKeyRow.id).where(ApiKeyRow.scope == "admin", ApiKeyRow.revoked.is_(None),
+                                      ApiKeyRow.id != key_id)
+    if s.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return len(s.scalars(stmt).all())
 
 
 def lookup(s: Session, key_id: str) -> KeyInfo | None:

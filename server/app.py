@@ -15,6 +15,7 @@ from flowdeck.server import loops
 from flowdeck.server.api.agent_servicer import AgentServicer
 from flowdeck.server.api.api_key_servicer import ApiKeyServicer
 from flowdeck.server.api.auth import AuthInterceptor
+from flowdeck.server import start_errors
 from flowdeck.server.api.tls import server_credentials
 from flowdeck.server.api.base import AppContext
 from flowdeck.server.api.deployment_servicer import DeploymentServicer
@@ -91,6 +92,20 @@ class FlowdeckServer:
         # TLS files are read first: a bad one fails the start before anything opens.
         creds = server_credentials(s)
         self.db = Database(s.resolved_database_url(), threads=s.db_threads)
+        try:
+            # A database that cannot be used fails the start before the port opens.
+            await self.db.run(self.db.probe)
+            await self._serve(creds)
+        except BaseException:
+            await self._abandon()
+            raise
+        self.started_at = time.monotonic() - t0
+        log.info("flowdeck server SERVING on %s:%d (%s) in %.2fs", s.host, self.port,
+                 "sqlite" if self.db.is_sqlite else "postgres", self.started_at)
+        return self.port
+
+    async def _serve(self, creds) -> None:
+        s = self.settings
         events = Events()
         events.loop = asyncio.get_running_loop()
         self.app = AppContext(db=self.db, settings=s, events=events)
@@ -113,12 +128,15 @@ class FlowdeckServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         reflection.enable_server_reflection(names, self.grpc)
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-        if creds is None:
-            self.port = self.grpc.add_insecure_port(f"{s.host}:{s.port}")
-        else:
-            self.port = self.grpc.add_secure_port(f"{s.host}:{s.port}", creds)
+        try:
+            if creds is None:
+                self.port = self.grpc.add_insecure_port(f"{s.host}:{s.port}")
+            else:
+                self.port = self.grpc.add_secure_port(f"{s.host}:{s.port}", creds)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise RuntimeError(f"cannot bind {s.host}:{s.port}")
+            raise start_errors.bind_error(s.host, s.port)
         if self.local_address:
             self.grpc.add_insecure_port(self.local_address)
         await self.grpc.start()
@@ -127,10 +145,12 @@ class FlowdeckServer:
         if self.background:
             self.tasks.extend(loops.start_all(self.app))
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        self.started_at = time.monotonic() - t0
-        log.info("flowdeck server SERVING on %s:%d (%s) in %.2fs", s.host, self.port,
-                 "sqlite" if self.db.is_sqlite else "postgres", self.started_at)
-        return self.port
+
+    async def _abandon(self) -> None:
+        """Undo a start that failed part way, quietly."""
+        if self.grpc is not None:
+            await self.grpc.stop(None)
+        self.db.close()
 
     async def stop(self, grace: float | None = None) -> None:
         # Python 3.11's asyncio.wait_for can lose a cancel when what it waits
@@ -161,19 +181,47 @@ def configure_logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    if level.upper() != "DEBUG":
+        # Alembic announces every plugin and migration step at INFO.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def client_hint(settings: Settings, port: int) -> list[str]:
+    """What `flowdeck server start` prints under its listening line: how to point a client at it."""
+    lines = ["Point clients (the CLI, agents, get_client()) at it with:",
+             f"    export FLOWDECK_API_URL={settings.host}:{port}"]
+    if settings.tls_cert:
+        lines.append("    export FLOWDECK_API_TLS_CA=<the PEM file of the CA that signed --tls-cert>")
+    if settings.tls_client_ca:
+        lines.append("    export FLOWDECK_API_TLS_CERT=<client certificate> FLOWDECK_API_TLS_KEY=<its key>")
+    if settings.auth:
+        lines.append("    export FLOWDECK_API_KEY=<a key from `flowdeck server create-admin-key NAME`>")
+    return lines
 
 
 def serve_forever(settings: Settings) -> None:
-    """`flowdeck server start`: run until SIGTERM/SIGINT, then shut down gracefully."""
+    """`flowdeck server start`: run until SIGTERM/SIGINT, then shut down gracefully;
+    a second signal cuts the grace short."""
 
     async def main():
         # Handlers first: a SIGTERM right after the "listening" line must shut
         # down gracefully, not kill the process.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         dashboard = None
+        server = None
+
+        def on_signal():
+            if not stop.is_set():
+                log.info("shutting down: in-flight calls get up to %gs to finish (Ctrl-C again to force)",
+                         settings.shutdown_grace)
+                stop.set()
+            elif server is not None and server.grpc is not None:
+                log.warning("forcing shutdown: cancelling in-flight calls now")
+                loop.create_task(server.grpc.stop(None))
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
         if settings.ui:
             from flowdeck.server.dashboard.serve import DashboardServer
 
@@ -184,8 +232,8 @@ def serve_forever(settings: Settings) -> None:
         if dashboard:
             dashboard.start()
             print(f"dashboard: {dashboard.url}", flush=True)
+        print("\n".join(client_hint(settings, server.port)), flush=True)
         await stop.wait()
-        log.info("shutting down: letting in-flight calls finish")
         if dashboard:
             await asyncio.to_thread(dashboard.stop)
         await server.stop()

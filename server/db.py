@@ -19,6 +19,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from flowdeck.server import start_errors
+
 log = logging.getLogger("flowdeck.server.db")
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -69,12 +71,16 @@ class Database:
 
     def __init__(self, url: str, threads: int = 8):
         self.url = make_url_sync(url)
+        start_errors.check_database_url(self.url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.threads = threads
         if self.is_sqlite:
             path = self.url.split("///", 1)[-1]
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise start_errors.sqlite_folder_error(path, e) from None
             self.read_engine = _sqlite_engine(self.url, immediate=False, pool_size=threads)
             self.write_engine = _sqlite_engine(self.url, immediate=True, pool_size=2)
         else:
@@ -143,10 +149,21 @@ class Database:
 
         return await self.run(work)
 
+    def probe(self) -> None:
+        """Connect once: a database that cannot be used raises one FlowdeckError saying why."""
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            with self.write_engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except DBAPIError as e:
+            raise start_errors.database_error(self.url, e) from None
+
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
         from alembic import command
 
+        self.probe()
         command.upgrade(alembic_config(self), "head")
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import and_, bindparam, delete, func, insert, not_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -162,6 +162,20 @@ class RunFilter:
     expected_start_before: dt.datetime | None = None
     name: str = ""
     descending: bool = False
+    state_names: list[str] = dataclasses.field(default_factory=list)
+    # "" (every run), STARTED_OR_DUE or UPCOMING: where runs stand against `now`.
+    window: str = ""
+    now: dt.datetime | None = None
+
+
+STARTED_OR_DUE = "STARTED_OR_DUE"
+UPCOMING = "UPCOMING"
+
+
+def _window(f: RunFilter):
+    now = f.now or utcnow()
+    upcoming = and_(FlowRunRow.state_type == states.SCHEDULED, FlowRunRow.expected_start_time > now)
+    return upcoming if f.window == UPCOMING else not_(upcoming)
 
 
 def _filtered(stmt, f: RunFilter, dialect: str):
@@ -171,8 +185,16 @@ def _filtered(stmt, f: RunFilter, dialect: str):
         stmt = stmt.where(FlowRow.name == f.flow_name)
     if f.deployment_id:
         stmt = stmt.where(FlowRunRow.deployment_id == f.deployment_id)
-    if f.state_types:
-        stmt = stmt.where(FlowRunRow.state_type.in_(f.state_types))
+    if f.state_types or f.state_names:
+        # Either list matches: `--state FAILED --state LATE` is "failed or late".
+        by_state = []
+        if f.state_types:
+            by_state.append(FlowRunRow.state_type.in_(f.state_types))
+        if f.state_names:
+            by_state.append(FlowRunRow.state_name.in_(f.state_names))
+        stmt = stmt.where(or_(*by_state))
+    if f.window:
+        stmt = stmt.where(_window(f))
     if f.tags:
         stmt = stmt.where(has_all_tags(FlowRunRow.tags, f.tags, dialect))
     if f.expected_start_after:
@@ -210,6 +232,19 @@ def upcoming(s: Session, deployment_id: str, page_size: int, page_token: str) ->
     stmt = FLOW_RUNS.where(_RUNS.c.deployment_id == deployment_id, _RUNS.c.state_type == states.SCHEDULED)
     return pagination.paginate(s, stmt, _SOONEST_FIRST, page_size, page_token, listing="upcoming_runs",
                                filter_=deployment_id, build=_view)
+
+
+def total_size(s: Session, f: RunFilter, page: list, next_page_token: str, page_token: str) -> int:
+    """How many runs match `f` in all (AIP-132 total_size), for the first page
+    only: when it is the last page too, the page is the count; else one COUNT."""
+    if page_token:
+        return 0
+    if not next_page_token:
+        return len(page)
+    stmt = select(func.count()).select_from(FlowRunRow)
+    if f.flow_name:
+        stmt = stmt.join(FlowRow, FlowRow.id == FlowRunRow.flow_id)
+    return s.scalar(_filtered(stmt, f, s.bind.dialect.name)) or 0
 
 
 def apply_state(s: Session, row: FlowRunRow, state: StateInput, now: dt.datetime) -> None:

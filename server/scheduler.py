@@ -52,7 +52,7 @@ UTC = dt.timezone.utc
 PAGE_SIZE = 500
 #: Runs per INSERT statement batch.
 INSERT_CHUNK = 5000
-LATE = "Late"
+LATE = states.LATE_NAME
 EXPIRED = "Expired"
 SCHEDULED_NAME = "Scheduled"
 # scheduler_due_at for deployments that need no attention until rescheduled.

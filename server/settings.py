@@ -1,12 +1,13 @@
 """Server settings: one pydantic object read from FLOWDECK_* environment variables."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from flowdeck.core.settings import env_values, flowdeck_home
+from flowdeck.core.settings import flowdeck_home, load_settings
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseModel):
@@ -20,9 +21,9 @@ class Settings(BaseModel):
     log_level: str = "INFO"
     # Threads that run database work; the event loop never blocks on I/O. More
     # threads than cores mostly add GIL contention (4 measured best on 2 cores).
-    db_threads: int = 4
+    db_threads: int = Field(default=4, ge=1)
     # Seconds in-flight RPCs get to finish on SIGTERM/SIGINT.
-    shutdown_grace: float = 10.0
+    shutdown_grace: float = Field(default=10.0, ge=0)
     # Scheduler.
     scheduler_enabled: bool = True
     scheduler_loop_seconds: float = 5.0
@@ -65,13 +66,26 @@ class Settings(BaseModel):
     ui: bool = True
     ui_port: int = 4301
 
+    @field_validator("port")
+    @classmethod
+    def _real_port(cls, v: int) -> int:
+        # gRPC would bind a port above 65535 modulo 65536, silently elsewhere.
+        if not 0 <= v <= 65535:
+            raise ValueError("must be 0 to 65535 (0 picks a free port)")
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, v: str) -> str:
+        if v.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return v.upper()
+
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
-        values = env_values(cls, "FLOWDECK_")
-        if "auth" not in values and os.environ.get("FLOWDECK_SERVER_AUTH"):
-            values["auth"] = os.environ["FLOWDECK_SERVER_AUTH"]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        """FLOWDECK_* variables, then `overrides` (flags; None: not given). A bad
+        value raises InvalidArgumentError naming the setting and its source."""
+        return load_settings(cls, "FLOWDECK_", overrides, fallbacks={"auth": "FLOWDECK_SERVER_AUTH"})
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import NamedTuple
 
-from sqlalchemy import and_, delete, func, select, true
+from sqlalchemy import and_, case, delete, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from flowdeck.server import pagination
 from flowdeck.core import states
-from flowdeck.core.runner_config import RUNNER_TYPES
 from flowdeck.core.errors import AlreadyExistsError, NotFoundError, invalid_field
+from flowdeck.core.queue_match import DEFAULT_RUNNER
+from flowdeck.core.runner_config import RUNNER_TYPES
 from flowdeck.server.models import DeploymentRow, FlowRunRow, WorkQueueRow, utcnow
 from flowdeck.server.sqlhelpers import has_all_tags
 from flowdeck.server.views import FLOW_RUNS, FlowRunView
@@ -24,7 +26,6 @@ from flowdeck.server.views import FLOW_RUNS, FlowRunView
 # Fields UpdateWorkQueue's mask may name.
 MUTABLE = ("name", "description", "filter", "is_paused", "concurrency_limit")
 ACTIVE = (states.PENDING, states.RUNNING)
-DEFAULT_RUNNER = "universal"
 # Runs a preview shows at the most.
 PREVIEW_LIMIT = 200
 
@@ -144,7 +145,8 @@ def runner_type_expr():
 
 
 def matches(q: WorkQueueRow, dialect: str):
-    """A SQL condition: the run in FlowRunRow matches queue `q`."""
+    """A SQL condition: the run in FlowRunRow matches queue `q` (the rule of
+    flowdeck.core.queue_match, in SQL)."""
     conds = [FlowRunRow.deployment_id.is_not(None)]
     if q.filter_tags:
         conds.append(has_all_tags(FlowRunRow.tags, list(q.filter_tags), dialect))
@@ -162,6 +164,38 @@ def active_count(s: Session, queue_id: str) -> int:
             FlowRunRow.work_queue_id == queue_id, FlowRunRow.state_type.in_(ACTIVE)
         )
     ) or 0
+
+
+class RunCounts(NamedTuple):
+    late: int
+    running: int
+
+
+NO_RUNS = RunCounts(0, 0)
+# Two result columns per queue: SQLite allows 2000 in one SELECT.
+_COUNT_CHUNK = 200
+
+
+def run_counts(s: Session, rows: list[WorkQueueRow]) -> dict[str, RunCounts]:
+    """Per queue: its Late runs (SCHEDULED runs named Late that match it) and
+    its running runs (leased through it, PENDING or RUNNING). One query per
+    200 queues: a conditional count per queue over the late and active runs."""
+    out: dict[str, RunCounts] = {}
+    for start in range(0, len(rows), _COUNT_CHUNK):
+        out.update(_run_counts(s, rows[start:start + _COUNT_CHUNK]))
+    return out
+
+
+def _run_counts(s: Session, rows: list[WorkQueueRow]) -> dict[str, RunCounts]:
+    dialect = s.bind.dialect.name
+    late = and_(FlowRunRow.state_type == states.SCHEDULED, FlowRunRow.state_name == states.LATE_NAME)
+    active = and_(FlowRunRow.state_type.in_(ACTIVE), FlowRunRow.work_queue_id.in_([q.id for q in rows]))
+    columns = []
+    for q in rows:
+        columns.append(func.count(case((and_(late, matches(q, dialect)), 1))))
+        columns.append(func.count(case((and_(active, FlowRunRow.work_queue_id == q.id), 1))))
+    values = s.execute(select(*columns).where(or_(late, active))).one()
+    return {q.id: RunCounts(values[2 * i], values[2 * i + 1]) for i, q in enumerate(rows)}
 
 
 def preview(s: Session, q: WorkQueueRow, within_seconds: float, limit: int = PREVIEW_LIMIT,

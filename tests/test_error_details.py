@@ -144,9 +144,10 @@ def test_connection_failures_have_reasons(tmp_path, database_url, pki, monkeypat
     try:
         cases = [
             (closed, None, "SERVER_UNREACHABLE", f"cannot reach the flowdeck server at {closed}; start one with"),
-            (server.address, None, "CONNECTION_CLOSED_BY_SERVER", "(the server closed the connection: if it serves TLS"),
+            (server.address, None, "CONNECTION_CLOSED_BY_SERVER",
+             "closed the connection as soon as it opened, as a TLS server does to a plaintext client"),
             (server.address, make_channel(server.address, tls=True), "TLS_HANDSHAKE_FAILED",
-             f"TLS with the flowdeck server at {server.address} failed; check FLOWDECK_API_TLS_CA"),
+             f"TLS with the flowdeck server at {server.address} failed: its certificate is not signed by"),
         ]
         for address, channel, reason, wording in cases:
             with FlowdeckClient(address, timeout=5, retries=1, channel=channel) as c:
@@ -233,8 +234,8 @@ def reasons_the_code_sends() -> dict[str, set[tuple[str, str]]]:
     for cls in errors.BY_CODE.values():
         add(cls.reason, cls.code, f"{cls.__name__}.reason")
     add(ConnectionFailedError.reason, ConnectionFailedError.code, "ConnectionFailedError.reason")
-    for reason in _status.MESSAGES:
-        add(reason, "UNAVAILABLE", "flowdeck.client._status.MESSAGES")
+    for reason, (cls, _template) in _status.MESSAGES.items():
+        add(reason, cls.code, "flowdeck.client._status.MESSAGES")
     sources = [p for p in (ROOT / "server").rglob("*.py") if "migrations" not in p.parts]
     for path in sources:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):

@@ -195,7 +195,7 @@ def test_flow_run_json(proc_server, client):
     client.set_flow_run_state(done.id, "COMPLETED", message="ok")
 
     runs = cli_json(address, home, "flow-run", "ls", "--json")
-    assert [r["id"] for r in runs] == [done.id, scheduled.id]  # newest expected start first
+    assert [r["id"] for r in runs] == [done.id, scheduled.id]  # started or due, newest expected start first
     for r in runs:
         check_flow_run_json(r)
 
@@ -227,11 +227,13 @@ def test_limit_and_all(proc_server, client):
     for i in range(53):
         client.create_deployment(f"d{i:02d}", flow_name="many")
 
-    assert len(cli_json(address, home, "flow-run", "ls", "--json")) == 50
-    three = cli_json(address, home, "flow-run", "ls", "--json", "--limit", "3")
-    assert [r["id"] for r in three] == ids[::-1][:3]
-    everything = cli_json(address, home, "flow-run", "ls", "--json", "--all")
-    assert [r["id"] for r in everything] == ids[::-1]
+    # Scheduled in the future: upcoming, soonest first.
+    assert cli_json(address, home, "flow-run", "ls", "--json") == []
+    assert len(cli_json(address, home, "flow-run", "ls", "--upcoming", "--json")) == 50
+    three = cli_json(address, home, "flow-run", "ls", "--upcoming", "--json", "--limit", "3")
+    assert [r["id"] for r in three] == ids[:3]
+    everything = cli_json(address, home, "flow-run", "ls", "--upcoming", "--json", "--all")
+    assert [r["id"] for r in everything] == ids
 
     assert len(cli_json(address, home, "deployment", "ls", "--json")) == 50
     assert len(cli_json(address, home, "deployment", "ls", "--json", "--limit", "7")) == 7

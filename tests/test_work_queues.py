@@ -247,7 +247,8 @@ def test_cli_work_queue_commands(server, client, database_url):
     r = run_cli("work-queue", "ls", "--json", env=env)
     (q,) = json.loads(r.stdout)
     assert q["name"] == "prod" and q["concurrency_limit"] == 4 and q["filter"]["deployment_ids"] == [dep.id]
-    assert set(q) == {"id", "name", "description", "filter", "is_paused", "concurrency_limit", "created", "updated"}
+    assert set(q) == {"id", "name", "description", "filter", "is_paused", "concurrency_limit", "created", "updated",
+                      "late_runs", "running_runs"}
     assert run_cli("work-queue", "pause", "prod", env=env).returncode == 0
     assert json.loads(run_cli("work-queue", "inspect", "prod", "--json", env=env).stdout)["is_paused"] is True
     assert run_cli("work-queue", "resume", "prod", env=env).returncode == 0
@@ -290,3 +291,52 @@ def test_preview_says_when_it_truncates(server, client):
         more = preview(wpb.PreviewWorkQueueRequest(id=q.id, within_seconds=3600), timeout=20)
         assert len(more.flow_runs) == work_queues.PREVIEW_LIMIT and more.truncated
         assert [r.id for r in more.flow_runs] == [r.id for r in full.flow_runs]  # soonest first
+
+
+# -- late and running counts --------------------------------------------------------
+
+def test_run_counts_per_queue_in_one_query(db):
+    """Late: SCHEDULED runs named Late that match the queue. Running: runs
+    leased through the queue, PENDING or RUNNING. One SELECT for the page."""
+    from sqlalchemy import event
+
+    from flowdeck.server import deployments, flow_runs, work_queues
+    from flowdeck.server.deployments import DeploymentInput
+    from flowdeck.server.flow_runs import StateInput
+    from flowdeck.server.work_queues import WorkQueueInput
+
+    with db.write() as s:
+        prod, _ = deployments.upsert(s, DeploymentInput(name="d", flow_name="counts", tags=["prod"]))
+        other, _ = deployments.upsert(s, DeploymentInput(name="e", flow_name="counts"))
+        q_prod = work_queues.create(s, WorkQueueInput(name="prod", tags=["prod"]))
+        q_all = work_queues.create(s, WorkQueueInput(name="all"))
+        q_none = work_queues.create(s, WorkQueueInput(name="gpu", flow_runner_types=["subprocess"]))
+
+        def run(dep, state="SCHEDULED", name="", queue=None):
+            row = flow_runs.create_from_deployment(s, deployment_id=dep.id, state=StateInput(state, name))
+            row.work_queue_id = queue.id if queue else None
+            return row
+
+        run(prod, name="Late")
+        run(prod, name="Late")
+        run(other, name="Late")
+        run(prod)  # due or upcoming, not Late
+        run(prod, "RUNNING", queue=q_prod)
+        run(prod, "PENDING", queue=q_prod)
+        run(other, "RUNNING", queue=q_all)
+        run(prod, "COMPLETED", queue=q_prod)
+    statements = []
+
+    def count(*args):
+        statements.append(args[2])
+
+    event.listen(db.read_engine, "before_cursor_execute", count)
+    try:
+        with db.read() as s:
+            counts = work_queues.run_counts(s, [q_prod, q_all, q_none])
+    finally:
+        event.remove(db.read_engine, "before_cursor_execute", count)
+    assert counts[q_prod.id] == (2, 2)
+    assert counts[q_all.id] == (3, 1)
+    assert counts[q_none.id] == (0, 0)
+    assert len([st for st in statements if st.lstrip().upper().startswith("SELECT")]) == 1, statements

@@ -1,5 +1,6 @@
 """`flowdeck deployment ...`."""
 from flowdeck.cli import output
+from flowdeck.cli.output import Column
 
 
 def _schedule_text(schedule: dict | None) -> str:
@@ -20,19 +21,28 @@ def _schedule_text(schedule: dict | None) -> str:
     return f"{text} ({tz})" if tz else text
 
 
+COLUMNS = [Column("flow/deployment", "key"), Column("id", "id"), Column("schedule", "text", drop=3),
+           Column("next run", "fixed", drop=2), Column("tags", "text", drop=1)]
+
+
+def schedule_cell(d) -> str:
+    """The schedule, marked when paused; empty without a schedule."""
+    text = _schedule_text(d.schedule)
+    return f"{text} (paused)" if text and not d.is_schedule_active else text
+
+
 def ls(args) -> int:
     from flowdeck.client import get_client
 
-    deps = get_client().list_deployments(flow_name=args.flow_name, tags=args.tag, limit=output.limit_of(args))
+    client = get_client()
+    deps, footer = output.listed(
+        lambda limit: client.list_deployments(flow_name=args.flow_name, tags=args.tag, limit=limit), args)
     if args.json:
         output.print_json(deps)
         return 0
-    output.table(
-        "Deployments",
-        ["flow/deployment", "id", "schedule", "tags", "schedule active", "next run"],
-        [(d.full_name, d.id, _schedule_text(d.schedule), ", ".join(d.tags), d.is_schedule_active,
-          output.when(d.next_run_time)) for d in deps],
-    )
+    output.table("Deployments", COLUMNS,
+                 [(d.full_name, d.id, schedule_cell(d), output.stamp(d.next_run_time), ", ".join(d.tags))
+                  for d in deps], wide=args.wide, footer=footer)
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
+from flowdeck.cli import output
+
 
 FILE_KINDS = {"python": "python script", "yaml": "yaml file"}
 
@@ -42,7 +44,8 @@ def print_progress(event) -> None:
     from flowdeck.flow_data import display_path
 
     if isinstance(event, CreatingDeployment):
-        lines = [f"Creating deployment {event.spec_name!r} for flow {event.flow_name!r}..."]
+        verb = "Updating" if event.exists else "Creating"
+        lines = [f"{verb} deployment {event.spec_name!r} for flow {event.flow_name!r}..."]
     elif isinstance(event, StoringScript):
         lines = [f"Deploying flow script from {display_path(event.path)!r} using {event.storage_label}..."]
     elif isinstance(event, DeploymentApplied):
@@ -92,10 +95,11 @@ def parameter_overrides(args, flow) -> dict:
 
     values: dict = {}
     if args.params:
+        text, source = _params_text(args.params)
         try:
-            loaded = json.loads(args.params)
+            loaded = json.loads(text)
         except ValueError as e:
-            raise InvalidArgumentError(f"--params is not valid JSON: {e}") from None
+            raise InvalidArgumentError(f"{source} is not valid JSON: {e}") from None
         if not isinstance(loaded, dict):
             raise InvalidArgumentError("--params must be a JSON object, e.g. '{\"name\": \"Earth\"}'")
         values.update(loaded)
@@ -106,6 +110,20 @@ def parameter_overrides(args, flow) -> dict:
         key = key.strip()
         values[key] = read_value(flow, key, raw)
     return values
+
+
+def _params_text(value: str) -> tuple[str, str]:
+    """(the JSON, what to call it in an error): --params '{...}' or --params @file.json."""
+    from flowdeck.exceptions import InvalidArgumentError
+
+    if not value.startswith("@"):
+        return value, "--params"
+    path = value[1:]
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read(), f"--params file {path!r}"
+    except OSError as e:
+        raise InvalidArgumentError(f"cannot read --params file {path!r}: {e.strerror or e}") from None
 
 
 def _checked(dep, flow, overrides: dict) -> dict:
@@ -139,13 +157,68 @@ def _deployment_and_flow(name: str, *, required: bool):
 
 
 def run(args) -> int:
+    start = start_time(args)
     client, dep, flow = _deployment_and_flow(args.name, required=False)
     overrides = _checked(dep, flow, parameter_overrides(args, flow))
-    flow_run = client.create_flow_run_from_deployment(deployment_id=dep.id, parameters=overrides)
+    flow_run = client.create_flow_run_from_deployment(deployment_id=dep.id, parameters=overrides,
+                                                      expected_start_time=start)
     print(f"Created flow run {flow_run.name!r} ({flow_run.id}) for deployment {dep.full_name!r}.")
-    print(f"It is {flow_run.state.type}; an agent serving a work queue that matches it will run it.")
+    when = f"scheduled for {output.when(flow_run.expected_start_time)}" if start else flow_run.state.type
+    print(f"It is {when}; an agent serving a work queue that matches it will run it.")
+    warning = queue_warning(client, flow_run)
+    if warning:
+        print(f"Warning: {warning}", file=sys.stderr)
+    if args.watch:
+        from flowdeck.cli.watch import watch
+
+        return watch(client, flow_run)
     print(f"    flowdeck flow-run inspect {flow_run.id}")
     return 0
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def start_time(args):
+    """The run's expected start from --start-in or --start-at; None: now."""
+    import datetime as dt
+    import re
+
+    from flowdeck.exceptions import InvalidArgumentError
+
+    if args.start_in:
+        parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", args.start_in.lower())
+        if not parts or re.sub(r"[\d.\s]*[smhd]", "", args.start_in.lower()).strip():
+            raise InvalidArgumentError(f"invalid --start-in {args.start_in!r}: a duration such as 90s, 10m, 2h, "
+                                       "1d or 1h30m", field="start_in")
+        seconds = sum(float(n) * DURATION_UNITS[u] for n, u in parts)
+        return dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)
+    if args.start_at:
+        try:
+            at = dt.datetime.fromisoformat(args.start_at.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgumentError(f"invalid --start-at {args.start_at!r}: an ISO 8601 time such as "
+                                       "2030-01-01T09:00 or 2030-01-01T09:00+02:00", field="start_at") from None
+        return at if at.tzinfo else at.astimezone()
+    return None
+
+
+def queue_warning(client, flow_run) -> str:
+    """Why no agent will pick the run up as things stand ("" when a queue that is not paused matches)."""
+    from flowdeck.core.queue_match import run_matches
+
+    matching = [q for q in client.list_work_queues(limit=None)
+                if run_matches(filter_tags=q.filter.tags, filter_deployment_ids=q.filter.deployment_ids,
+                               filter_runner_types=q.filter.flow_runner_types, deployment_id=flow_run.deployment_id,
+                               tags=flow_run.tags, runner_type=flow_run.flow_runner.type)]
+    if any(not q.is_paused for q in matching):
+        return ""
+    if matching:
+        names = ", ".join(repr(q.name) for q in matching)
+        return f"the only work queues that match this run are paused ({names}): flowdeck work-queue resume NAME"
+    tags = " ".join(f"--tag {t}" for t in flow_run.tags)
+    return ("no work queue matches this run, so no agent will pick it up (it turns Late); make one with: "
+            f"flowdeck work-queue create NAME {tags}".rstrip())
 
 
 def execute(args) -> int:

@@ -1,11 +1,14 @@
 """`flowdeck flow-run ...`."""
 from flowdeck.cli import output
 
-STATE_STYLE = {"COMPLETED": "green", "FAILED": "red", "CRASHED": "red", "CANCELLED": "yellow",
-               "RUNNING": "blue", "PENDING": "cyan", "SCHEDULED": ""}
+from flowdeck.cli.output import Column
+
+RUN_COLUMNS = [Column("id", "id"), Column("name", "key"), Column("flow", "fixed", drop=3),
+               Column("state", "fixed", drop=4), Column("expected start", "fixed", drop=2),
+               Column("run time", "fixed", drop=1, justify="right")]
 
 
-def _run(client, ref: str):
+def find_run(client, ref: str):
     """A run by id, else the newest run with this readable name."""
     import uuid
 
@@ -16,37 +19,66 @@ def _run(client, ref: str):
     except ValueError:
         runs = client.list_flow_runs(name=ref, limit=1)
         if not runs:
-            raise NotFoundError(f"flow run {ref!r} not found") from None
+            hint = (" (tables show ids cut to 8 characters: give the name, or the whole id from --wide)"
+                    if len(ref) == output.SHORT_ID and all(ch in "0123456789abcdef" for ch in ref) else "")
+            raise NotFoundError(f"flow run {ref!r} not found{hint}") from None
         return client.get_flow_run(runs[0].id)
     return client.get_flow_run(ref)
+
+
+def state_filter(args) -> tuple[list[str], list[str]]:
+    """(state types, state names) from --state and --late; an unknown state lists the known ones."""
+    from flowdeck.cli.main import RUN_STATES
+    from flowdeck.core.states import LATE_NAME
+    from flowdeck.exceptions import InvalidArgumentError
+
+    types, names = [], []
+    for raw in [*args.state, *(["LATE"] if args.late else [])]:
+        value = raw.strip().upper()
+        if value not in RUN_STATES:
+            raise InvalidArgumentError(f"invalid --state {raw!r}: must be one of {', '.join(RUN_STATES)}",
+                                       field="state")
+        if value == "LATE":
+            names.append(LATE_NAME)
+        else:
+            types.append(value)
+    return types, names
+
+
+def run_row(r) -> tuple:
+    ran = f"{r.total_run_time:.1f}s" if r.start_time is not None else ""
+    return (r.id, r.name, r.flow_name, output.state_text(r.state), output.stamp(r.expected_start_time), ran)
 
 
 def ls(args) -> int:
     from flowdeck.client import get_client
 
     client = get_client()
-    deployment_id = ""
-    if args.deployment:
-        deployment_id = client.get_deployment_by_name(args.deployment).id
-    runs = client.list_flow_runs(flow_name=args.flow_name, deployment_id=deployment_id,
-                                 state_types=[s.upper() for s in args.state], tags=args.tag,
-                                 limit=output.limit_of(args))
+    types, names = state_filter(args)
+    limit = output.limit_of(args)
+    deployment_id = client.get_deployment_by_name(args.deployment).id if args.deployment else ""
+    query = dict(flow_name=args.flow_name, deployment_id=deployment_id, state_types=types, state_names=names,
+                 tags=args.tag)
+    window = "upcoming" if args.upcoming else "started_or_due"
+    runs = client.list_flow_runs(**query, window=window, newest_first=not args.upcoming, limit=limit)
     if args.json:
-        output.print_json(runs)
+        output.print_json(list(runs))
         return 0
-    output.table(
-        "Flow runs",
-        ["id", "name", "flow", "state", "expected start", "run time (s)"],
-        [(r.id, r.name, r.flow_name, f"{r.state.type} ({r.state.name})" if r.state.name.upper() != r.state.type else r.state.type,
-          output.when(r.expected_start_time), f"{r.total_run_time:.2f}") for r in runs],
-    )
+    notes = [output.more_footer(len(runs), runs.total_size)]
+    if not args.upcoming:
+        upcoming = client.list_flow_runs(**query, window="upcoming", limit=1).total_size
+        if upcoming:
+            notes.append(f"{upcoming:,} upcoming scheduled run{'s' if upcoming != 1 else ''} not shown: --upcoming")
+    title = "Upcoming flow runs" if args.upcoming else "Flow runs"
+    output.table(title, RUN_COLUMNS, [run_row(r) for r in runs], wide=args.wide,
+                 footer="\n".join(n for n in notes if n))
     return 0
 
 
 def inspect(args) -> int:
     from flowdeck.client import get_client
 
-    run = _run(get_client(), args.run)
+    run = find_run(get_client(), args.run)
     if args.json:
         output.print_json(run)
     else:
@@ -57,28 +89,11 @@ def inspect(args) -> int:
     return 0
 
 
-def logs(args) -> int:
-    import logging
-
-    from flowdeck.client import get_client
-
-    client = get_client()
-    run = _run(client, args.run)
-    records = client.list_logs(run.id, limit=None)
-    if args.json:
-        output.print_json(records)
-        return 0
-    for r in records:
-        level = logging.getLevelName(r.level)
-        print(f"{r.timestamp.astimezone().strftime('%H:%M:%S.%f')[:-3]} | {level:<7} | {r.logger_name} - {r.message}")
-    return 0
-
-
 def cancel(args) -> int:
     from flowdeck.client import get_client
 
     client = get_client()
-    run = client.cancel_flow_run(_run(client, args.run).id)
+    run = client.cancel_flow_run(find_run(client, args.run).id)
     if run.state.type == "CANCELLED":
         print(f"Cancelled flow run '{run.name}' ({run.id}).")
     else:
@@ -90,7 +105,7 @@ def delete(args) -> int:
     from flowdeck.client import get_client
 
     client = get_client()
-    run = _run(client, args.run)
+    run = find_run(client, args.run)
     client.delete_flow_run(run.id)
     print(f"Deleted flow run '{run.name}' ({run.id}).")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flowdeck.cli import output
+from flowdeck.cli.output import Column
 
 
 def lease_line(run) -> str:
@@ -30,7 +31,8 @@ def print_deployment_leases(client, dep) -> None:
         return
     output.table(
         "Runs held by agents",
-        ["flow run", "id", "state", "agent", "lease expires"],
-        [(r.name, r.id, r.state.type, (r.lease.agent_name if r.lease else "(none)"),
-          output.when(r.lease.expire_time) if r.lease else "") for r in runs],
+        [Column("flow run", "key"), Column("id", "id"), Column("state", "fixed"), Column("agent", "text", drop=2),
+         Column("lease expires", "fixed", drop=1)],
+        [(r.name, r.id, output.state_text(r.state), (r.lease.agent_name if r.lease else "(none)"),
+          output.stamp(r.lease.expire_time) if r.lease else "") for r in runs],
     )

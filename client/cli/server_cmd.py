@@ -40,7 +40,6 @@ def create_admin_key(args) -> int:
 
     from flowdeck.server import api_keys
     from flowdeck.server.db import Database
-    from flowdeck.core.errors import FlowdeckError
     from flowdeck.server.settings import Settings
 
     settings = Settings.from_env(database_url=args.database_url)
@@ -50,9 +49,6 @@ def create_admin_key(args) -> int:
         with db.write() as s:
             row, key = api_keys.create(s, args.name, "admin", created_by=api_keys.CREATED_BY_SERVER)
             key_id = row.id
-    except FlowdeckError as e:
-        print(f"Error: {e.message}", file=sys.stderr)
-        return 1
     finally:
         db.close()
     print(f"Created admin API key {args.name!r} (id {key_id}). It is shown only this once; "

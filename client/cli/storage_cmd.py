@@ -12,6 +12,9 @@ import os
 from flowdeck.cli.main import add_list_flags
 
 
+BLOCK_HELP = "the block's id, or the start of it that `storage ls` shows"
+
+
 def register(top) -> None:
     st = top.add_parser("storage", help="storage blocks that keep flow code (local, S3, the server)")
     sub = st.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -29,7 +32,7 @@ def register(top) -> None:
     common(p)
 
     p = csub.add_parser("s3", help="an S3 bucket or S3-compatible endpoint")
-    p.add_argument("--bucket", required=True)
+    p.add_argument("--bucket", required=True, help="the S3 bucket")
     p.add_argument("--prefix", default="", help="key prefix inside the bucket")
     p.add_argument("--endpoint-url", default=None, help="e.g. http://127.0.0.1:9000 for MinIO/moto")
     p.add_argument("--region", default=None, help="AWS region name")
@@ -46,16 +49,16 @@ def register(top) -> None:
     p.set_defaults(func="flowdeck.cli.storage_cmd:ls")
 
     p = sub.add_parser("inspect", help="show a storage block (secrets masked)")
-    p.add_argument("id", metavar="ID")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("id", metavar="ID", help=BLOCK_HELP)
+    p.add_argument("--json", action="store_true", help="print plain JSON for scripts")
     p.set_defaults(func="flowdeck.cli.storage_cmd:inspect")
 
     p = sub.add_parser("set-default", help="make a block the default for new deployments")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help=BLOCK_HELP)
     p.set_defaults(func="flowdeck.cli.storage_cmd:set_default")
 
     p = sub.add_parser("delete", help="delete a block no deployment uses")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help=BLOCK_HELP)
     p.set_defaults(func="flowdeck.cli.storage_cmd:delete")
 
 
@@ -128,20 +131,40 @@ def create(args) -> int:
     return 0
 
 
+def block_id(client, ref: str) -> str:
+    """The id of the block `ref` names: a whole id, or a prefix only one block's id has."""
+    import uuid
+
+    from flowdeck.exceptions import InvalidArgumentError, NotFoundError
+
+    try:
+        return str(uuid.UUID(ref))
+    except ValueError:
+        pass
+    found = [b.id for b in client.list_storage_blocks(limit=None) if b.id.startswith(ref.lower())]
+    if not found:
+        raise NotFoundError(f"no storage block with an id starting {ref!r}")
+    if len(found) > 1:
+        raise InvalidArgumentError(f"{len(found)} storage blocks have ids starting {ref!r}: give more of the id")
+    return found[0]
+
+
 def ls(args) -> int:
     from flowdeck.cli import output
+    from flowdeck.cli.output import Column
     from flowdeck.client import get_client
 
-    blocks = get_client().list_storage_blocks(limit=output.limit_of(args))
+    client = get_client()
+    blocks, footer = output.listed(lambda limit: client.list_storage_blocks(limit=limit), args)
     if args.json:
         output.print_json(blocks)
         return 0
     output.table(
         "Storage blocks",
-        ["id", "type", "where", "default", "created"],
-        [(b.id, display_name(b.type), describe(b), "yes" if b.is_default else "",
-          output.when(b.created)) for b in blocks],
-    )
+        [Column("id", "id"), Column("type", "fixed"), Column("where", "text", drop=2),
+         Column("default", "fixed", drop=3), Column("created", "fixed", drop=1)],
+        [(b.id, display_name(b.type), describe(b), "yes" if b.is_default else "", output.stamp(b.created))
+         for b in blocks], wide=args.wide, footer=footer)
     return 0
 
 
@@ -149,7 +172,8 @@ def inspect(args) -> int:
     from flowdeck.cli import output
     from flowdeck.client import get_client
 
-    block = get_client().get_storage_block(args.id)
+    client = get_client()
+    block = client.get_storage_block(block_id(client, args.id))
     if args.json:
         output.print_json(block)
     else:
@@ -160,7 +184,8 @@ def inspect(args) -> int:
 def set_default(args) -> int:
     from flowdeck.client import get_client
 
-    block = get_client().set_default_storage_block(args.id)
+    client = get_client()
+    block = client.set_default_storage_block(block_id(client, args.id))
     print(f"Storage block {block.id} ({display_name(block.type)}) is now the default.")
     return 0
 
@@ -168,6 +193,8 @@ def set_default(args) -> int:
 def delete(args) -> int:
     from flowdeck.client import get_client
 
-    get_client().delete_storage_block(args.id)
-    print(f"Deleted storage block {args.id}.")
+    client = get_client()
+    ref = block_id(client, args.id)
+    client.delete_storage_block(ref)
+    print(f"Deleted storage block {ref}.")
     return 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 
 
-from flowdeck.cli.main import add_list_flags
+from flowdeck.cli.main import add_json_flag, add_list_flags, add_wide_flag
+
+QUEUE_HELP = "the work queue's name or id"
 
 
 def register(subparsers) -> None:
@@ -12,14 +14,14 @@ def register(subparsers) -> None:
     sub = wq.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("create", help="create a work queue")
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help="the queue's name (agents serve it by name)")
     p.add_argument("--tag", "-t", action="append", default=[], help="runs must carry this tag (repeatable)")
     p.add_argument("--deployment", "-d", action="append", default=[], metavar="FLOW/DEPLOYMENT",
                    help="only runs of this deployment (repeatable)")
     p.add_argument("--flow-runner-type", action="append", default=[], metavar="TYPE",
                    help="only runs with this flow runner type (repeatable)")
     p.add_argument("--limit", "-l", type=int, default=None, help="at most N runs PENDING or RUNNING at once")
-    p.add_argument("--description", default="")
+    p.add_argument("--description", default="", help="what the queue is for")
     p.add_argument("--paused", action="store_true", help="create it paused")
     p.set_defaults(func="flowdeck.cli.work_queue_cmd:create")
 
@@ -28,25 +30,26 @@ def register(subparsers) -> None:
     p.set_defaults(func="flowdeck.cli.work_queue_cmd:ls")
 
     p = sub.add_parser("inspect", help="show a work queue")
-    p.add_argument("queue", metavar="NAME_OR_ID")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("queue", metavar="NAME_OR_ID", help=QUEUE_HELP)
+    add_json_flag(p)
     p.set_defaults(func="flowdeck.cli.work_queue_cmd:inspect")
 
     for verb, text in (("pause", "stop leasing runs from a queue"), ("resume", "lease runs from a queue again"),
                        ("delete", "delete a work queue")):
         p = sub.add_parser(verb, help=text)
-        p.add_argument("queue", metavar="NAME_OR_ID")
+        p.add_argument("queue", metavar="NAME_OR_ID", help=QUEUE_HELP)
         p.set_defaults(func=f"flowdeck.cli.work_queue_cmd:{verb}")
 
     p = sub.add_parser("set-limit", help="set (or with 'none' remove) a queue's concurrency limit")
-    p.add_argument("queue", metavar="NAME_OR_ID")
-    p.add_argument("limit", metavar="N|none", type=_limit)
+    p.add_argument("queue", metavar="NAME_OR_ID", help=QUEUE_HELP)
+    p.add_argument("limit", metavar="N|none", type=_limit, help="at most N runs PENDING or RUNNING; none: no limit")
     p.set_defaults(func="flowdeck.cli.work_queue_cmd:set_limit")
 
     p = sub.add_parser("preview", help="the runs the queue would lease in the next hours")
-    p.add_argument("queue", metavar="NAME_OR_ID")
+    p.add_argument("queue", metavar="NAME_OR_ID", help=QUEUE_HELP)
     p.add_argument("--hours", type=float, default=1.0, help="look this far ahead (default 1)")
-    p.add_argument("--json", action="store_true")
+    add_json_flag(p)
+    add_wide_flag(p)
     p.set_defaults(func="flowdeck.cli.work_queue_cmd:preview")
 
 
@@ -111,19 +114,32 @@ def _dep_names(client, ids: list[str]) -> list[str]:
 
 def ls(args) -> int:
     from flowdeck.cli import output
+    from flowdeck.cli.output import Column
     from flowdeck.client import get_client
 
-    queues = get_client().list_work_queues(limit=output.limit_of(args))
+    client = get_client()
+    queues, footer = output.listed(lambda limit: client.list_work_queues(limit=limit), args)
     if args.json:
         output.print_json(queues)
         return 0
+    columns = [Column("name", "key"), Column("id", "id"), Column("late", "fixed", justify="right"),
+               Column("running", "fixed", justify="right"), Column("limit", "fixed", drop=4, justify="right"),
+               Column("paused", "fixed", drop=5), Column("tags", "text", drop=3),
+               Column("deployments", "fixed", drop=2, justify="right"), Column("runner types", "text", drop=1)]
     output.table(
-        "Work queues",
-        ["name", "id", "tags", "deployments", "runner types", "limit", "paused"],
-        [(q.name, q.id, ", ".join(q.filter.tags), len(q.filter.deployment_ids) or "",
-          ", ".join(q.filter.flow_runner_types), _limit_text(q), q.is_paused) for q in queues],
-    )
+        "Work queues", columns,
+        [(q.name, q.id, _late_cell(q.late_runs), q.running_runs, _limit_text(q), "paused" if q.is_paused else "",
+          ", ".join(q.filter.tags), len(q.filter.deployment_ids) or "", ", ".join(q.filter.flow_runner_types))
+         for q in queues], wide=args.wide, footer=footer)
     return 0
+
+
+def _late_cell(n: int):
+    from rich.text import Text
+
+    from flowdeck.cli.output import STATE_STYLES
+
+    return Text(str(n), style=STATE_STYLES["Late"] if n else "")
 
 
 def inspect(args) -> int:
@@ -187,11 +203,10 @@ def preview(args) -> int:
         output.print_json(runs)
         return 0
     note = " (paused: nothing is leased until it is resumed)" if q.is_paused else ""
-    output.table(
-        f"Runs work queue '{q.name}' would lease in the next {args.hours:g}h{note}",
-        ["expected start", "flow run", "id", "flow", "state", "tags"],
-        [(output.when(r.expected_start_time), r.name, r.id, r.flow_name,
-          r.state.type if r.state.name.upper() == r.state.type else f"{r.state.type} ({r.state.name})",
-          ", ".join(r.tags)) for r in runs],
-    )
+    from flowdeck.cli.flow_run_cmd import RUN_COLUMNS, run_row
+    from flowdeck.cli.output import Column
+
+    output.table(f"Runs work queue '{q.name}' would lease in the next {args.hours:g}h{note}",
+                 [*RUN_COLUMNS, Column("tags", "text", drop=0)],
+                 [(*run_row(r), ", ".join(r.tags)) for r in runs], wide=args.wide)
     return 0

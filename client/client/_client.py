@@ -24,7 +24,7 @@ from flowdeck import models
 from flowdeck.client import _convert as convert
 from flowdeck.client import _messages as msgs
 from flowdeck.client._messages import UNSET
-from flowdeck.client._transport import Transport
+from flowdeck.client._transport import Page, Transport
 from flowdeck.v1 import api_key_service_pb2 as akpb
 from flowdeck.v1 import api_key_service_pb2_grpc as akgrpc
 from flowdeck.v1 import common_pb2 as c
@@ -241,14 +241,19 @@ class FlowdeckClient:
         return convert.flow_run_from_pb(self._transport.call(stub.GetFlowRun, rpb.GetFlowRunRequest(id=run_id)))
 
     def list_flow_runs(self, *, flow_name: str = "", flow_id: str = "", deployment_id: str = "", name: str = "",
-                       state_types: list[str] | None = None, tags: list[str] | None = None,
-                       expected_start_after: dt.datetime | None = None,
-                       expected_start_before: dt.datetime | None = None, newest_first: bool = True,
-                       limit: int | None = 50) -> list[models.FlowRun]:
-        """Runs matching every filter given, by expected start time (newest first by default)."""
+                       state_types: list[str] | None = None, state_names: list[str] | None = None,
+                       tags: list[str] | None = None, expected_start_after: dt.datetime | None = None,
+                       expected_start_before: dt.datetime | None = None, window: str = "",
+                       newest_first: bool = True, limit: int | None = 50) -> Page:
+        """Runs matching every filter given, by expected start time (newest first by default).
+        A run matches the states when its type is in `state_types` or its name
+        ("Late", "Expired") in `state_names`. `window`: "started_or_due" (every
+        run but SCHEDULED ones expected after now), "upcoming" (those), or ""
+        (all). The list's `total_size` is how many match in all."""
         req = rpb.ListFlowRunsRequest(
             flow_name=flow_name, flow_id=flow_id, deployment_id=deployment_id, name=name,
-            state_types=[msgs.state_type(s) for s in state_types or []], tags=tags or [],
+            state_types=[msgs.state_type(s) for s in state_types or []], state_names=state_names or [],
+            tags=tags or [], window=msgs.flow_run_window(window),
             order_by="expected_start_time desc" if newest_first else "expected_start_time",
         )
         if expected_start_after:
@@ -256,7 +261,7 @@ class FlowdeckClient:
         if expected_start_before:
             req.expected_start_before.CopyFrom(msgs.timestamp(expected_start_before))
         stub = self._stub(rgrpc.FlowRunServiceStub)
-        return [convert.flow_run_from_pb(m) for m in self._transport.pages(stub.ListFlowRuns, req, "flow_runs", limit)]
+        return self._transport.counted_pages(stub.ListFlowRuns, req, "flow_runs", limit, convert.flow_run_from_pb)
 
     def set_flow_run_state(self, run_id: str, state: str, *, name: str = "", message: str = "",
                            force: bool = False, fencing_token: int = 0) -> models.FlowRun:
@@ -467,8 +472,10 @@ class FlowdeckClient:
         pages = self._transport.pages(self._stub(akgrpc.ApiKeyServiceStub).ListApiKeys, req, "api_keys", limit)
         return [convert.api_key_from_pb(m) for m in pages]
 
-    def revoke_api_key(self, name: str) -> models.ApiKey:
+    def revoke_api_key(self, name: str, *, force: bool = False) -> models.ApiKey:
         """Revoke a key: refused from its next call on. The server takes the
-        key's name or its public id in this one field."""
+        key's name or its public id in this one field. The last active admin
+        key is revoked only with `force` (else FailedPreconditionError)."""
         stub = self._stub(akgrpc.ApiKeyServiceStub)
-        return convert.api_key_from_pb(self._transport.mutate(stub.RevokeApiKey, akpb.RevokeApiKeyRequest(name=name)))
+        req = akpb.RevokeApiKeyRequest(name=name, force=force)
+        return convert.api_key_from_pb(self._transport.mutate(stub.RevokeApiKey, req))

@@ -125,6 +125,8 @@ def work_queue_from_pb(msg) -> WorkQueue:
         concurrency_limit=msg.concurrency_limit if msg.HasField("concurrency_limit") else None,
         created=_ts(msg, "created"),
         updated=_ts(msg, "updated"),
+        late_runs=msg.late_runs,
+        running_runs=msg.running_runs,
     )
 
 

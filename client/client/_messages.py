@@ -17,6 +17,7 @@ from flowdeck.core.structs import jsonable
 from flowdeck.v1 import api_key_service_pb2 as akpb
 from flowdeck.v1 import common_pb2 as c
 from flowdeck.v1 import flow_data_service_pb2 as fdpb
+from flowdeck.v1 import flow_run_service_pb2 as rpb
 
 
 class _Unset:
@@ -66,6 +67,15 @@ def state_type(name: str) -> int:
         return c.StateType.Value(f"STATE_TYPE_{name.upper()}")
     except ValueError:
         raise exc.InvalidArgumentError(f"invalid state type {name!r}", field="state") from None
+
+
+def flow_run_window(name: str) -> int:
+    """"started_or_due", "upcoming" or "" (every run) as the FlowRunWindow value."""
+    try:
+        return rpb.FlowRunWindow.Value(f"FLOW_RUN_WINDOW_{name.upper() or 'UNSPECIFIED'}")
+    except ValueError:
+        raise exc.InvalidArgumentError(f"invalid window {name!r}: must be 'started_or_due', 'upcoming' or ''",
+                                       field="window") from None
 
 
 def state_message(value: str | models.State | None, name: str = "", message: str = "") -> c.State | None:

@@ -133,6 +133,9 @@ class WorkQueue(BaseModel):
     concurrency_limit: int | None = None
     created: dt.datetime | None = None
     updated: dt.datetime | None = None
+    # Late runs that match the queue; runs leased through it, PENDING or RUNNING.
+    late_runs: int = 0
+    running_runs: int = 0
 
 
 class StorageBlock(BaseModel):

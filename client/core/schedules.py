@@ -445,6 +445,28 @@ class CronSchedule(_BaseSchedule):
         return {"cron": self.cron, "timezone": self.timezone, "day_or": self.day_or}
 
 
+_RULE_EXAMPLE = "a rule reads like FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=9"
+
+
+def _rule_syntax_problem(text: str) -> str | None:
+    """What is wrong with the shape of the RRULE/EXRULE lines, in words dateutil
+    does not find ("not enough values to unpack"); None when they are well formed."""
+    for line in text.strip().splitlines():
+        line = line.strip()
+        name, colon, value = line.partition(":")
+        if colon and name.upper() not in ("RRULE", "EXRULE"):
+            continue  # DTSTART, RDATE, EXDATE: dateutil's own messages name them
+        parts = (value if colon else line).split(";")
+        for part in parts:
+            if not part.strip():
+                return f"an empty part between ';' separators ({_RULE_EXAMPLE})"
+            if "=" not in part:
+                return f"{part.strip()!r} is not NAME=VALUE ({_RULE_EXAMPLE})"
+        if not any(p.split("=", 1)[0].strip().upper() == "FREQ" for p in parts):
+            return f"FREQ is required ({_RULE_EXAMPLE})"
+    return None
+
+
 class RRuleSchedule(_BaseSchedule):
     """Fires at the times of an RFC 5545 recurrence rule (dateutil ``rrulestr``).
 
@@ -463,6 +485,9 @@ class RRuleSchedule(_BaseSchedule):
         tzid = self._dtstart_tzid()
         if tzid is not None and self.timezone is None:
             _check_zone("schedule.rrule.rrule", tzid)
+        problem = _rule_syntax_problem(self.rrule)
+        if problem:
+            raise InvalidSchedule("schedule.rrule.rrule", self.rrule, problem)
         try:
             self._ruleset()
         except InvalidSchedule:

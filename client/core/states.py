@@ -12,6 +12,8 @@ CRASHED = "CRASHED"
 ALL = (SCHEDULED, PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, CRASHED)
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED, CRASHED})
 DEFAULT_NAMES = {t: t.capitalize() for t in ALL}
+# The name of a SCHEDULED run nobody picked up in time (its type stays SCHEDULED).
+LATE_NAME = "Late"
 
 
 def refusal(current: str, new: str) -> str | None:

@@ -26,10 +26,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclasses.dataclass(frozen=True)
 class CreatingDeployment:
-    """Progress: the deployment `spec_name` of flow `flow_name` is next."""
+    """Progress: the deployment `spec_name` of flow `flow_name` is next;
+    `exists` when it is there already (so it is updated)."""
 
     spec_name: str
     flow_name: str
+    exists: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,9 +89,9 @@ def create_deployments(specs: list["DeploymentSpec"], client=None, *,
     written: set[tuple[int, str]] = set()
     for plan, storage in _resolved(specs, client, dry_run=False):
         spec = plan.spec
-        progress(CreatingDeployment(spec.name, plan.flow.name))
         try:
             plan.previous = _existing(client, plan.full_name)
+            progress(CreatingDeployment(spec.name, plan.flow.name, exists=plan.previous is not None))
             first = (id(storage), plan.script) not in written
             if first:
                 progress(StoringScript(plan.script, storage.label))

@@ -228,7 +228,7 @@ class WorkQueueFilter(_message.Message):
     def __init__(self, tags: _Optional[_Iterable[str]] = ..., deployment_ids: _Optional[_Iterable[str]] = ..., flow_runner_types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WorkQueue(_message.Message):
-    __slots__ = ("id", "name", "description", "filter", "is_paused", "concurrency_limit", "created", "updated")
+    __slots__ = ("id", "name", "description", "filter", "is_paused", "concurrency_limit", "created", "updated", "late_runs", "running_runs")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -237,6 +237,8 @@ class WorkQueue(_message.Message):
     CONCURRENCY_LIMIT_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     UPDATED_FIELD_NUMBER: _ClassVar[int]
+    LATE_RUNS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_RUNS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -245,7 +247,9 @@ class WorkQueue(_message.Message):
     concurrency_limit: int
     created: _timestamp_pb2.Timestamp
     updated: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., filter: _Optional[_Union[WorkQueueFilter, _Mapping]] = ..., is_paused: _Optional[bool] = ..., concurrency_limit: _Optional[int] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    late_runs: int
+    running_runs: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., filter: _Optional[_Union[WorkQueueFilter, _Mapping]] = ..., is_paused: _Optional[bool] = ..., concurrency_limit: _Optional[int] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., late_runs: _Optional[int] = ..., running_runs: _Optional[int] = ...) -> None: ...
 
 class StorageBlock(_message.Message):
     __slots__ = ("id", "type", "config", "is_default", "created", "updated")

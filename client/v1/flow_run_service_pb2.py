@@ -28,13 +28,15 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"flowdeck/v1/flow_run_service.proto\x12\x0b\x66lowdeck.v1\x1a\x18\x66lowdeck/v1/common.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n\x14\x43reateFlowRunRequest\x12&\n\x08\x66low_run\x18\x01 \x01(\x0b\x32\x14.flowdeck.v1.FlowRun\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\xb8\x02\n\"CreateFlowRunFromDeploymentRequest\x12\x17\n\rdeployment_id\x18\x01 \x01(\tH\x00\x12\x19\n\x0f\x64\x65ployment_name\x18\x02 \x01(\tH\x00\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x37\n\x13\x65xpected_start_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12!\n\x05state\x18\x07 \x01(\x0b\x32\x12.flowdeck.v1.State\x12\x0c\n\x04name\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\tB\x0c\n\ndeployment\"\x1f\n\x11GetFlowRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xc7\x02\n\x13ListFlowRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07\x66low_id\x18\x03 \x01(\t\x12\x11\n\tflow_name\x18\x04 \x01(\t\x12\x15\n\rdeployment_id\x18\x05 \x01(\t\x12+\n\x0bstate_types\x18\x06 \x03(\x0e\x32\x16.flowdeck.v1.StateType\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x38\n\x14\x65xpected_start_after\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15\x65xpected_start_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04name\x18\n \x01(\t\x12\x10\n\x08order_by\x18\x0b \x01(\t\"X\n\x14ListFlowRunsResponse\x12\'\n\tflow_runs\x18\x01 \x03(\x0b\x32\x14.flowdeck.v1.FlowRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8a\x01\n\x16SetFlowRunStateRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12!\n\x05state\x18\x02 \x01(\x0b\x32\x12.flowdeck.v1.State\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\x12\x15\n\rfencing_token\x18\x04 \x01(\x03\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"6\n\x14\x43\x61ncelFlowRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\"\n\x14\x44\x65leteFlowRunRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xbd\x04\n\x0e\x46lowRunService\x12H\n\rCreateFlowRun\x12!.flowdeck.v1.CreateFlowRunRequest\x1a\x14.flowdeck.v1.FlowRun\x12\x64\n\x1b\x43reateFlowRunFromDeployment\x12/.flowdeck.v1.CreateFlowRunFromDeploymentRequest\x1a\x14.flowdeck.v1.FlowRun\x12\x42\n\nGetFlowRun\x12\x1e.flowdeck.v1.GetFlowRunRequest\x1a\x14.flowdeck.v1.FlowRun\x12S\n\x0cListFlowRuns\x12 .flowdeck.v1.ListFlowRunsRequest\x1a!.flowdeck.v1.ListFlowRunsResponse\x12L\n\x0fSetFlowRunState\x12#.flowdeck.v1.SetFlowRunStateRequest\x1a\x14.flowdeck.v1.FlowRun\x12H\n\rCancelFlowRun\x12!.flowdeck.v1.CancelFlowRunRequest\x1a\x14.flowdeck.v1.FlowRun\x12J\n\rDeleteFlowRun\x12!.flowdeck.v1.DeleteFlowRunRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"flowdeck/v1/flow_run_service.proto\x12\x0b\x66lowdeck.v1\x1a\x18\x66lowdeck/v1/common.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n\x14\x43reateFlowRunRequest\x12&\n\x08\x66low_run\x18\x01 \x01(\x0b\x32\x14.flowdeck.v1.FlowRun\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\xb8\x02\n\"CreateFlowRunFromDeploymentRequest\x12\x17\n\rdeployment_id\x18\x01 \x01(\tH\x00\x12\x19\n\x0f\x64\x65ployment_name\x18\x02 \x01(\tH\x00\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x37\n\x13\x65xpected_start_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12!\n\x05state\x18\x07 \x01(\x0b\x32\x12.flowdeck.v1.State\x12\x0c\n\x04name\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\tB\x0c\n\ndeployment\"\x1f\n\x11GetFlowRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x88\x03\n\x13ListFlowRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07\x66low_id\x18\x03 \x01(\t\x12\x11\n\tflow_name\x18\x04 \x01(\t\x12\x15\n\rdeployment_id\x18\x05 \x01(\t\x12+\n\x0bstate_types\x18\x06 \x03(\x0e\x32\x16.flowdeck.v1.StateType\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x38\n\x14\x65xpected_start_after\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15\x65xpected_start_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04name\x18\n \x01(\t\x12\x10\n\x08order_by\x18\x0b \x01(\t\x12\x13\n\x0bstate_names\x18\x0c \x03(\t\x12*\n\x06window\x18\r \x01(\x0e\x32\x1a.flowdeck.v1.FlowRunWindow\"l\n\x14ListFlowRunsResponse\x12\'\n\tflow_runs\x18\x01 \x03(\x0b\x32\x14.flowdeck.v1.FlowRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"\x8a\x01\n\x16SetFlowRunStateRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12!\n\x05state\x18\x02 \x01(\x0b\x32\x12.flowdeck.v1.State\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\x12\x15\n\rfencing_token\x18\x04 \x01(\x03\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"6\n\x14\x43\x61ncelFlowRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\"\n\x14\x44\x65leteFlowRunRequest\x12\n\n\x02id\x18\x01 \x01(\t*r\n\rFlowRunWindow\x12\x1f\n\x1b\x46LOW_RUN_WINDOW_UNSPECIFIED\x10\x00\x12\"\n\x1e\x46LOW_RUN_WINDOW_STARTED_OR_DUE\x10\x01\x12\x1c\n\x18\x46LOW_RUN_WINDOW_UPCOMING\x10\x02\x32\xbd\x04\n\x0e\x46lowRunService\x12H\n\rCreateFlowRun\x12!.flowdeck.v1.CreateFlowRunRequest\x1a\x14.flowdeck.v1.FlowRun\x12\x64\n\x1b\x43reateFlowRunFromDeployment\x12/.flowdeck.v1.CreateFlowRunFromDeploymentRequest\x1a\x14.flowdeck.v1.FlowRun\x12\x42\n\nGetFlowRun\x12\x1e.flowdeck.v1.GetFlowRunRequest\x1a\x14.flowdeck.v1.FlowRun\x12S\n\x0cListFlowRuns\x12 .flowdeck.v1.ListFlowRunsRequest\x1a!.flowdeck.v1.ListFlowRunsResponse\x12L\n\x0fSetFlowRunState\x12#.flowdeck.v1.SetFlowRunStateRequest\x1a\x14.flowdeck.v1.FlowRun\x12H\n\rCancelFlowRun\x12!.flowdeck.v1.CancelFlowRunRequest\x1a\x14.flowdeck.v1.FlowRun\x12J\n\rDeleteFlowRun\x12!.flowdeck.v1.DeleteFlowRunRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flowdeck.v1.flow_run_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_FLOWRUNWINDOW']._serialized_start=1339
+  _globals['_FLOWRUNWINDOW']._serialized_end=1453
   _globals['_CREATEFLOWRUNREQUEST']._serialized_start=169
   _globals['_CREATEFLOWRUNREQUEST']._serialized_end=251
   _globals['_CREATEFLOWRUNFROMDEPLOYMENTREQUEST']._serialized_start=254
@@ -42,15 +44,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETFLOWRUNREQUEST']._serialized_start=568
   _globals['_GETFLOWRUNREQUEST']._serialized_end=599
   _globals['_LISTFLOWRUNSREQUEST']._serialized_start=602
-  _globals['_LISTFLOWRUNSREQUEST']._serialized_end=929
-  _globals['_LISTFLOWRUNSRESPONSE']._serialized_start=931
-  _globals['_LISTFLOWRUNSRESPONSE']._serialized_end=1019
-  _globals['_SETFLOWRUNSTATEREQUEST']._serialized_start=1022
-  _globals['_SETFLOWRUNSTATEREQUEST']._serialized_end=1160
-  _globals['_CANCELFLOWRUNREQUEST']._serialized_start=1162
-  _globals['_CANCELFLOWRUNREQUEST']._serialized_end=1216
-  _globals['_DELETEFLOWRUNREQUEST']._serialized_start=1218
-  _globals['_DELETEFLOWRUNREQUEST']._serialized_end=1252
-  _globals['_FLOWRUNSERVICE']._serialized_start=1255
-  _globals['_FLOWRUNSERVICE']._serialized_end=1828
+  _globals['_LISTFLOWRUNSREQUEST']._serialized_end=994
+  _globals['_LISTFLOWRUNSRESPONSE']._serialized_start=996
+  _globals['_LISTFLOWRUNSRESPONSE']._serialized_end=1104
+  _globals['_SETFLOWRUNSTATEREQUEST']._serialized_start=1107
+  _globals['_SETFLOWRUNSTATEREQUEST']._serialized_end=1245
+  _globals['_CANCELFLOWRUNREQUEST']._serialized_start=1247
+  _globals['_CANCELFLOWRUNREQUEST']._serialized_end=1301
+  _globals['_DELETEFLOWRUNREQUEST']._serialized_start=1303
+  _globals['_DELETEFLOWRUNREQUEST']._serialized_end=1337
+  _globals['_FLOWRUNSERVICE']._serialized_start=1456
+  _globals['_FLOWRUNSERVICE']._serialized_end=2029
 # @@protoc_insertion_point(module_scope)

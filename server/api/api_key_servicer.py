@@ -52,7 +52,7 @@ class ApiKeyServicer(Servicer, rpc.ApiKeyServiceServicer):
         name = request.name
 
         def work(s):
-            return convert.api_key_out(api_keys.revoke(s, name))
+            return convert.api_key_out(api_keys.revoke(s, name, force=request.force))
 
         response = await self.mutate("RevokeApiKey", request.request_id, pb.ApiKey, work)
         self.app.security.revoked(response.id)

@@ -22,7 +22,7 @@ from flowdeck.server.models import ApiKeyRow, FlowRow, LogRow, StorageBlockRow, 
 from flowdeck.server.run_inputs import FlowRunInput, StateInput
 from flowdeck.server.views import DeploymentView, FlowRunView
 from flowdeck.server.work_queues import MUTABLE as WORK_QUEUE_FIELDS
-from flowdeck.server.work_queues import WorkQueueInput
+from flowdeck.server.work_queues import NO_RUNS, RunCounts, WorkQueueInput
 from flowdeck.v1 import agent_service_pb2 as apb
 from flowdeck.v1 import api_key_service_pb2 as kpb
 from flowdeck.v1 import common_pb2 as c
@@ -149,6 +149,16 @@ def state_type_name(value: int, path: str) -> str:
         return c.StateType.Name(value).removeprefix("STATE_TYPE_")
     except ValueError:
         raise invalid_field(path, value, "is not a known state type") from None
+
+
+def enum_name(enum, value: int, path: str, prefix: str) -> str:
+    """An enum value's name without `prefix`; "" for UNSPECIFIED."""
+    try:
+        name_ = enum.Name(value)
+    except ValueError:
+        raise invalid_field(path, value, "is not a known value") from None
+    short = name_.removeprefix(prefix)
+    return "" if short == "UNSPECIFIED" else short
 
 
 def state_type_value(name_: str) -> int:
@@ -385,7 +395,7 @@ def work_queue_in(msg: c.WorkQueue, path: str = "work_queue", *, for_create: boo
     return inp
 
 
-def work_queue_out(row: WorkQueueRow) -> c.WorkQueue:
+def work_queue_out(row: WorkQueueRow, counts: RunCounts = NO_RUNS) -> c.WorkQueue:
     msg = c.WorkQueue(
         id=row.id,
         name=row.name,
@@ -398,6 +408,8 @@ def work_queue_out(row: WorkQueueRow) -> c.WorkQueue:
         is_paused=row.is_paused,
         created=ts(row.created),
         updated=ts(row.updated),
+        late_runs=counts.late,
+        running_runs=counts.running,
     )
     if row.concurrency_limit is not None:
         msg.concurrency_limit = row.concurrency_limit

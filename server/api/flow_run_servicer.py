@@ -66,11 +66,15 @@ class FlowRunServicer(Servicer, rpc.FlowRunServiceServicer):
             expected_start_before=convert.from_ts(request, "expected_start_before", "expected_start_before"),
             name=request.name,
             descending=ORDERS[request.order_by],
+            state_names=convert.tags(request.state_names, "state_names"),
+            window=convert.enum_name(pb.FlowRunWindow, request.window, "window", "FLOW_RUN_WINDOW_"),
         )
 
         def work(s):
             rows, token = flow_runs.list_(s, f, request.page_size, request.page_token)
-            return pb.ListFlowRunsResponse(flow_runs=[convert.flow_run_out(r) for r in rows], next_page_token=token)
+            total = flow_runs.total_size(s, f, rows, token, request.page_token)
+            return pb.ListFlowRunsResponse(flow_runs=[convert.flow_run_out(r) for r in rows], next_page_token=token,
+                                           total_size=total)
 
         return await self.read(work)
 

@@ -14,28 +14,35 @@ from flowdeck.v1 import work_queue_service_pb2_grpc as rpc
 MAX_PREVIEW_SECONDS = 366 * 86400
 
 
+def counted(s, row) -> c.WorkQueue:
+    """One queue with its late and running counts."""
+    return convert.work_queue_out(row, work_queues.run_counts(s, [row])[row.id])
+
+
 class WorkQueueServicer(Servicer, rpc.WorkQueueServiceServicer):
     async def CreateWorkQueue(self, request, context):
         inp = convert.work_queue_in(request.work_queue)
         response = await self.mutate(
             "CreateWorkQueue", request.request_id, c.WorkQueue,
-            lambda s: convert.work_queue_out(work_queues.create(s, inp)),
+            lambda s: counted(s, work_queues.create(s, inp)),
         )
         self.app.events.publish("runs")
         return response
 
     async def GetWorkQueue(self, request, context):
         qid = convert.uuid_str(request.id, "id")
-        return await self.read(lambda s: convert.work_queue_out(work_queues.get(s, qid)))
+        return await self.read(lambda s: counted(s, work_queues.get(s, qid)))
 
     async def GetWorkQueueByName(self, request, context):
         name = convert.name(request.name, "name")
-        return await self.read(lambda s: convert.work_queue_out(work_queues.get_by_name(s, name)))
+        return await self.read(lambda s: counted(s, work_queues.get_by_name(s, name)))
 
     async def ListWorkQueues(self, request, context):
         def work(s):
             rows, token = work_queues.list_(s, request.page_size, request.page_token)
-            return pb.ListWorkQueuesResponse(work_queues=[convert.work_queue_out(r) for r in rows], next_page_token=token)
+            counts = work_queues.run_counts(s, rows)
+            return pb.ListWorkQueuesResponse(work_queues=[convert.work_queue_out(r, counts[r.id]) for r in rows],
+                                             next_page_token=token)
 
         return await self.read(work)
 
@@ -50,7 +57,7 @@ class WorkQueueServicer(Servicer, rpc.WorkQueueServiceServicer):
         inp = convert.work_queue_in(request.work_queue, for_create=False, paths=paths)
         response = await self.mutate(
             "UpdateWorkQueue", request.request_id, c.WorkQueue,
-            lambda s: convert.work_queue_out(work_queues.update(s, qid, inp, paths)),
+            lambda s: counted(s, work_queues.update(s, qid, inp, paths)),
         )
         # Resuming a queue or raising its limit frees runs to lease at once.
         self.app.events.publish("runs")
