@@ -117,6 +117,8 @@ def deployment_message(id: str = "", **fields) -> c.Deployment:
     msg = c.Deployment(id=id, tags=list(fields.get("tags") or []),
                        **{k: fields[k] for k in _PLAIN_DEPLOYMENT_FIELDS if fields.get(k) is not None})
     msg.parameters.CopyFrom(struct(fields.get("parameters")))
+    if fields.get("parameter_schema"):
+        msg.parameter_schema.CopyFrom(struct(fields["parameter_schema"]))
     if fields.get("flow_data") is not None:
         msg.flow_data.CopyFrom(flow_data_message(fields["flow_data"]))
     sched = schedule_message(fields.get("schedule"))
