@@ -58,7 +58,8 @@ def check_schema(schema: dict | None, path: str = "deployment.parameter_schema")
     if not schema:
         return None
     if schema.get("type") != "object":
-        raise invalid_field(f"{path}.type", schema.get("type"), "must be 'object': parameters are an object")
+        raise invalid_field(f"{path}.type", schema.get("type"), "must be 'object': parameters are an object",
+                            reason="INVALID_PARAMETER_SCHEMA")
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as e:
@@ -122,7 +123,7 @@ def check(schema: dict | None, parameters: dict, *, path: str = "parameters", re
         errors = list(validator(schema).iter_errors(parameters))
     except Unresolvable as e:
         raise FailedPreconditionError(f"the deployment's parameter schema cannot be used: {e}",
-                                      reason="INVALID_PARAMETER_SCHEMA") from None
+                                      reason="PARAMETER_SCHEMA_UNUSABLE") from None
     violations = _violations(schema, parameters, errors, path, require_all)
     if violations:
         message = "; ".join(f"{v.field}: {v.description}" for v in violations)
