@@ -156,11 +156,18 @@ class FlowdeckServer:
         log.info("flowdeck server stopped")
 
 
+# Libraries whose DEBUG lines carry a storage block's credentials (request
+# headers, signing details) when the server writes into a bucket.
+QUIET_LIBRARIES = ("boto3", "botocore", "s3transfer", "urllib3")
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def serve_forever(settings: Settings) -> None:

@@ -46,12 +46,12 @@ def test_equal_blocks_are_one_block(client):
     b = client.create_storage_block(LocalStorageBlock(path="/srv/flows"))
     assert a.id == b.id and a.type == "local" and a.config == {"path": "/srv/flows"}
     # Unset and empty settings are the same block; a trailing "/" on a prefix too.
-    s1 = client.create_storage_block(S3StorageBlock(bucket="b"))
-    s2 = client.create_storage_block(block_type="s3", config={"bucket": "b", "prefix": "", "region_name": None})
-    s3 = client.create_storage_block(block_type="s3", config={"bucket": "b", "prefix": "/"})
+    s1 = client.create_storage_block(S3StorageBlock(bucket="bkt"))
+    s2 = client.create_storage_block(block_type="s3", config={"bucket": "bkt", "prefix": "", "region_name": None})
+    s3 = client.create_storage_block(block_type="s3", config={"bucket": "bkt", "prefix": "/"})
     assert s1.id == s2.id == s3.id
     # Different settings (or credentials) are different blocks.
-    other = client.create_storage_block(S3StorageBlock(bucket="b", prefix="x"))
+    other = client.create_storage_block(S3StorageBlock(bucket="bkt", prefix="x"))
     keyed = client.create_storage_block(s3_block())
     keyed2 = client.create_storage_block(s3_block())
     assert len({s1.id, other.id, keyed.id}) == 3 and keyed.id == keyed2.id
@@ -77,7 +77,8 @@ def test_concurrent_creates_make_one_block(client, server):
 def test_repeated_deploys_leave_exactly_one_block(client):
     """The flaw where every create made a new identical block must not exist."""
     for i in range(5):
-        block, block_id = resolve_flow_storage(s3_block(), client)
+        storage = resolve_flow_storage(s3_block(), client)
+        block, block_id = storage.block, storage.block_id
         dep, created = client.create_deployment("d", flow_name="f", flow_data=blockstorage(block, block_id),
                                                 tags=[f"t{i}"])
         assert created == (i == 0) and dep.storage_block_id == block_id
@@ -95,10 +96,12 @@ def test_repeated_deploys_leave_exactly_one_block(client):
 
 def test_flow_storage_by_id_and_unknown_ids(client):
     made = client.create_storage_block(s3_block())
-    block, block_id = resolve_flow_storage(made.id, client)
+    storage = resolve_flow_storage(made.id, client)
+    block, block_id = storage.block, storage.block_id
     assert block_id == made.id and isinstance(block, S3StorageBlock)
-    # The server never hands out the keys: writing by id uses this environment's.
+    # The server never hands out the keys: it writes the script into the block itself.
     assert block.bucket == "flows" and block.prefix == "team-a" and block.aws_secret_access_key is None
+    assert storage.written_by_server
     missing = "00000000-0000-4000-8000-000000000000"
     with pytest.raises(exc.NotFoundError, match="storage block"):
         resolve_flow_storage(missing, client)
@@ -111,19 +114,20 @@ def test_flow_storage_by_id_and_unknown_ids(client):
     with pytest.raises(exc.NotFoundError, match="storage block"):
         client.update_deployment(dep.id, flow_data=blockstorage(block, missing))
     # Dicts (YAML specs) are blocks too.
-    b2, id2 = resolve_flow_storage({"type": "s3", "bucket": "flows", "prefix": "team-a",
-                                    "endpoint_url": "http://127.0.0.1:1"}, client)
-    assert isinstance(b2, S3StorageBlock) and id2 != made.id  # no keys: a different block
+    other = resolve_flow_storage({"type": "s3", "bucket": "flows", "prefix": "team-a",
+                                  "endpoint_url": "http://127.0.0.1:1"}, client)
+    assert isinstance(other.block, S3StorageBlock) and other.block_id != made.id  # no keys: a different block
+    assert not other.written_by_server  # written here, with this environment's credentials
 
 
 def test_no_flow_storage_uses_the_default_else_local(client):
-    block, block_id = resolve_flow_storage(None, client)
-    assert isinstance(block, LocalStorageBlock) and block_id is None
+    storage = resolve_flow_storage(None, client)
+    assert isinstance(storage.block, LocalStorageBlock) and storage.block_id is None
     server_block = client.create_storage_block(ServerStorageBlock())
     client.set_default_storage_block(server_block.id)
-    block, block_id = resolve_flow_storage(None, client)
-    assert isinstance(block, ServerStorageBlock) and block_id == server_block.id
-    assert block.display_name == "Server Storage"
+    storage = resolve_flow_storage(None, client)
+    assert isinstance(storage.block, ServerStorageBlock) and storage.block_id == server_block.id
+    assert storage.label == "Server Storage"
 
 
 def test_secrets_are_masked_in_every_response(client, server, wire):
@@ -168,17 +172,18 @@ def test_invalid_configs_are_refused_without_echoing_secrets(client):
     with pytest.raises(exc.InvalidArgumentError, match="not a setting") as e:
         client.create_storage_block(block_type="server", config={"path": "/x"})
     with pytest.raises(exc.InvalidArgumentError, match="go together") as e:
-        client.create_storage_block(block_type="s3", config={"bucket": "b", "aws_secret_access_key": SECRET})
+        client.create_storage_block(block_type="s3", config={"bucket": "bkt", "aws_secret_access_key": SECRET})
     assert SECRET not in str(e.value)
     with pytest.raises(exc.InvalidArgumentError, match="must be a string") as e:
-        client.create_storage_block(block_type="s3", config={"bucket": "b", "aws_secret_access_key": 12345678,
+        client.create_storage_block(block_type="s3", config={"bucket": "bkt", "aws_secret_access_key": 12345678,
                                                              "aws_access_key_id": "k"})
     assert "12345678" not in str(e.value)
     assert client.list_storage_blocks() == []
 
 
 def test_delete_is_refused_while_a_deployment_uses_the_block(client):
-    block, block_id = resolve_flow_storage(ServerStorageBlock(), client)
+    storage = resolve_flow_storage(ServerStorageBlock(), client)
+    block, block_id = storage.block, storage.block_id
     dep, _ = client.create_deployment("d", flow_name="f", flow_data=blockstorage(block, block_id))
     with pytest.raises(exc.FailedPreconditionError, match="f/d") as e:
         client.delete_storage_block(block_id)

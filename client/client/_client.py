@@ -428,16 +428,19 @@ class FlowdeckClient:
 
     # -- flow data ---------------------------------------------------------------------
 
-    def upload_flow_data(self, data: bytes, *, flow_name: str = "", filename: str = "",
+    def upload_flow_data(self, data: bytes, *, flow_name: str = "", filename: str = "", storage_block_id: str = "",
                          timeout: float | None = None) -> tuple[models.FlowData, str]:
         """Store `data` on the server, content-addressed (the same bytes are
-        kept once). Returns (a "blockstorage" FlowData pointing at it, its
+        kept once), or with `storage_block_id` in that registered block
+        ("s3" or "server"), written by the server with the block's stored
+        credentials. Returns (a "blockstorage" FlowData pointing at it, its
         SHA-256). Retried like a read: storing the same content twice is harmless."""
         data = bytes(data)
         stub = self._stub(fdgrpc.FlowDataServiceStub)
 
         def upload(_request, timeout):
-            requests = msgs.upload_requests(data, flow_name=flow_name, filename=filename, chunk_size=FLOW_DATA_CHUNK)
+            requests = msgs.upload_requests(data, flow_name=flow_name, filename=filename, chunk_size=FLOW_DATA_CHUNK,
+                                            storage_block_id=storage_block_id)
             return stub.UploadFlowData(requests, timeout=timeout)
 
         budget = timeout or max(self.timeout, 30.0 + len(data) / (1024 * 1024))
