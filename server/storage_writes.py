@@ -15,6 +15,8 @@ from flowdeck.server import storage_blocks
 
 # Block types the server writes into itself ("server": its own table; "s3": the bucket).
 WRITABLE = ("server", "s3")
+# An unreachable endpoint fails the upload in seconds, not after boto3's default retries.
+S3_CLIENT_SETTINGS = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}}
 
 
 def target(s: Session, block_id: str, path: str = "metadata.storage_block_id") -> tuple[str, dict]:
@@ -34,6 +36,7 @@ def public_config(config: dict) -> dict:
 def write_s3(config: dict, data: bytes, sha256: str) -> bool:
     """Store `data` under its hash in the S3 block `config`; False when it was there."""
     import boto3
+    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
     key = object_key(config.get("prefix"), sha256)
@@ -42,7 +45,7 @@ def write_s3(config: dict, data: bytes, sha256: str) -> bool:
             "s3", region_name=config.get("region_name"), endpoint_url=config.get("endpoint_url"),
             aws_access_key_id=config.get("aws_access_key_id"),
             aws_secret_access_key=config.get("aws_secret_access_key"),
-            aws_session_token=config.get("aws_session_token"))
+            aws_session_token=config.get("aws_session_token"), config=Config(**S3_CLIENT_SETTINGS))
         return put_content(s3, config["bucket"], key, data)
     except (ClientError, BotoCoreError, ValueError) as e:
         raise FailedPreconditionError(

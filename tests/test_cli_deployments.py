@@ -122,6 +122,43 @@ def test_yaml_create_and_dry_run(cli, client, tmp_path):
     assert client.get_deployment_by_name("typed/adhoc").tags == ["manual"]
 
 
+def test_inspect_shows_the_parameter_schema(cli, client, tmp_path):
+    (tmp_path / "greet.py").write_text(textwrap.dedent('''
+        from typing import Literal
+
+        from flowdeck import flow
+
+        @flow
+        def greet(name: str, times: int = 1, tone: Literal["warm", "dry"] = "warm", extra=None):
+            """Greets.
+
+            Args:
+                name: Who to greet.
+                times: How often.
+            """
+    '''))
+    (tmp_path / "d.yaml").write_text("name: d\nflow_location: greet.py\nparameters: {times: 3}\n")
+    ok(cli("deployment", "create", "d.yaml"))
+    (tmp_path / "greet.py").unlink()  # inspect loads no flow code
+    out = ok(cli("deployment", "inspect", "greet/d"))
+    assert "parameter_schema" not in out
+    table = out[out.index("Parameters"):]
+    rows = [[cell.strip() for cell in line.strip().strip("│").split("│")]
+            for line in table.splitlines() if line.startswith("│")]
+    assert rows == [
+        ["name", "string", "", "yes", "Who to greet."],
+        ["times", "integer", "3", "", "How often."],
+        ["tone", "warm | dry", '"warm"', "", ""],
+        ["extra", "any", "null", "", ""],
+    ]
+    schema = json.loads(ok(cli("deployment", "inspect", "greet/d", "--json")))["parameter_schema"]
+    assert schema["required"] == ["name"] and schema["properties"]["times"]["type"] == "integer"
+    assert schema["properties"]["name"]["description"] == "Who to greet."
+    client.update_deployment(client.get_deployment_by_name("greet/d").id, parameter_schema=None)
+    out = ok(cli("deployment", "inspect", "greet/d"))
+    assert "Parameters: not checked by the server" in out
+
+
 def test_run_reads_values_by_the_parameter_schema(cli, client, tmp_path):
     (tmp_path / "typed.py").write_text(TYPED)
     (tmp_path / "d.yaml").write_text("name: d\nflow_location: typed.py\nparameters: {label: base}\n")

@@ -369,3 +369,62 @@ def test_flow_stored_elsewhere_runs_where_the_script_does_not_exist(where, moto_
     assert len(runs) == 2 and all(x["state"]["type"] == "COMPLETED" for x in runs)
     logs = cli(server_proc.address, other_home, "flow-run", "logs", runs[0]["id"], cwd=elsewhere).stdout
     assert greeting in logs
+
+
+def test_keys_kept_by_the_server_deploy_and_run_without_keys_here(moto_endpoint, bucket, server_proc, tmp_path):
+    """The new user's story: an S3 block created with its keys; deploying,
+    inspecting and running from shells with no AWS_* at all (the server
+    writes the code; an agent gets the keys in the run's lease)."""
+    project, home = tmp_path / "project", tmp_path / "user-home"
+    made = cli(server_proc.address, home, "storage", "create", "s3", "--bucket", bucket, "--endpoint-url",
+               moto_endpoint, "--region", "us-east-1", "--aws-access-key-id", KEY_ID, "--aws-secret-access-key",
+               SECRET, "--json")
+    assert made.returncode == 0, made.stderr
+    block_id = json.loads(made.stdout)["id"]
+    spec = spec_file(project, repr(block_id), "keyless")
+    r = cli(server_proc.address, home, "deployment", "create", str(spec), cwd=project)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "using S3 Storage" in r.stdout and "Created deployment 'greet/keyless'." in r.stdout
+    (stored,) = s3_client(moto_endpoint).list_objects_v2(Bucket=bucket)["Contents"]
+    body = s3_client(moto_endpoint).get_object(Bucket=bucket, Key=stored["Key"])["Body"].read()
+    assert body == (project / "greet.py").read_bytes()
+
+    # Elsewhere: no flow code, no AWS keys.
+    elsewhere, other_home = tmp_path / "elsewhere", tmp_path / "other-home"
+    elsewhere.mkdir()
+    (project / "greet.py").unlink()
+    r = cli(server_proc.address, other_home, "deployment", "run", "greet/keyless", "--param", "name=5", cwd=elsewhere)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run_id = re.search(r"\(([0-9a-f-]{36})\)", r.stdout).group(1)
+    r = cli(server_proc.address, other_home, "deployment", "run", "greet/keyless", "--param", "nme=x", cwd=elsewhere)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == ("Error: parameters.nme: is not a parameter of this flow (parameters: name)")
+    inspected = cli(server_proc.address, other_home, "deployment", "inspect", "greet/keyless", cwd=elsewhere)
+    assert inspected.returncode == 0 and "│ name " in inspected.stdout, inspected.stdout + inspected.stderr
+    # Only `deployment execute` loads the code: without keys it says so in one line.
+    r = cli(server_proc.address, other_home, "deployment", "execute", "greet/keyless", cwd=elsewhere)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "cannot read flow code from s3://" in r.stderr and SECRET not in r.stderr
+
+    r = cli(server_proc.address, other_home, "work-queue", "create", "keyless", "--deployment", "greet/keyless")
+    assert r.returncode == 0, r.stdout + r.stderr
+    agent_log = open(tmp_path / "agent.log", "w")
+    agent = subprocess.Popen([str(BIN / "flowdeck"), "agent", "start", "--work-queue", "keyless"],
+                             cwd=elsewhere, env=clean_env(other_home, FLOWDECK_API_URL=server_proc.address),
+                             stdout=agent_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        state = _wait_run(server_proc.address, other_home, elsewhere, run_id, timeout=120)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+        agent_log.close()
+    agent_out = (tmp_path / "agent.log").read_text()
+    assert state == "COMPLETED", agent_out.replace(SECRET, "<SECRET>")
+    logs = cli(server_proc.address, other_home, "flow-run", "logs", run_id, cwd=elsewhere).stdout
+    assert "greetings 5, from a flow nobody has on disk here" in logs  # `name: str`: the text "5"
+    assert SECRET not in agent_out and KEY_ID not in agent_out
+    assert SECRET not in server_proc.stop()

@@ -275,6 +275,66 @@ def test_upload_download_roundtrip_and_dedupe(client, server, wire):
     assert client.download_flow_data(empty_sha) == b""
 
 
+def test_uploads_into_a_named_block(client):
+    """UploadFlowData with a storage_block_id: the server writes into server and
+    S3 blocks (S3: tests/test_s3_storage.py); a local block is the caller's folder."""
+    srv = client.create_storage_block(ServerStorageBlock())
+    fd, sha = client.upload_flow_data(b"x = 1\n", flow_name="f", filename="f.py", storage_block_id=srv.id)
+    assert json.loads(fd.blob)["block_id"] == srv.id and client.download_flow_data(sha) == b"x = 1\n"
+    local = client.create_storage_block(LocalStorageBlock(path="/srv/flows"))
+    with pytest.raises(exc.InvalidArgumentError, match="metadata.storage_block_id.*'local' block") as e:
+        client.upload_flow_data(b"y = 2\n", storage_block_id=local.id)
+    assert e.value.violations[0].field == "metadata.storage_block_id"
+    with pytest.raises(exc.NotFoundError, match="storage block"):
+        client.upload_flow_data(b"y = 2\n", storage_block_id="00000000-0000-4000-8000-000000000000")
+    with pytest.raises(exc.InvalidArgumentError, match="metadata.storage_block_id"):
+        client.upload_flow_data(b"y = 2\n", storage_block_id="not-a-uuid")
+    # An S3 block the server cannot reach: FAILED_PRECONDITION naming the place, never the keys.
+    keyed = client.create_storage_block(s3_block())
+    with pytest.raises(exc.FailedPreconditionError, match="cannot write flow code to s3://flows/team-a/") as e:
+        client.upload_flow_data(b"z = 3\n", storage_block_id=keyed.id, timeout=60)
+    assert e.value.reason == "STORAGE_WRITE_FAILED" and SECRET not in e.value.message
+
+
+def test_blocks_refuse_unknown_settings_and_bad_bucket_names(client):
+    with pytest.raises(exc.InvalidArgumentError,
+                       match=r"S3StorageBlock: endpont_url: unknown setting \(did you mean 'endpoint_url'\?\)"):
+        S3StorageBlock(bucket="flows", endpont_url="http://127.0.0.1:1")
+    with pytest.raises(exc.InvalidArgumentError, match="flow_storage: S3StorageBlock: endpont_url: unknown setting"):
+        resolve_flow_storage({"type": "s3", "bucket": "flows", "endpont_url": "http://127.0.0.1:1"}, client)
+    with pytest.raises(exc.InvalidArgumentError, match="LocalStorageBlock: folder: unknown setting"):
+        LocalStorageBlock(folder="/x")
+    for name, why in (("ab", "3 to 63"), ("My_Bucket", "lowercase"), ("a..b", "two dots"),
+                      ("192.168.5.4", "IP address"), ("-flows", "lowercase"), ("xn--flows", "'xn--'")):
+        with pytest.raises(exc.InvalidArgumentError, match=why) as e:
+            S3StorageBlock(bucket=name, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
+        assert SECRET not in str(e.value) and "not a valid S3 bucket name" in str(e.value)
+        with pytest.raises(exc.InvalidArgumentError, match=why) as e:
+            client.create_storage_block(block_type="s3", config={"bucket": name})
+        assert e.value.violations[0].field == "storage_block.config.bucket"
+    assert client.list_storage_blocks() == []
+    from flowdeck.blocks.storage import StorageError
+
+    assert issubclass(StorageError, exc.FlowdeckError)
+
+
+def test_a_failed_create_leaves_no_block_and_reports_nothing_created(server, client, flowdeck_home, tmp_path):
+    (tmp_path / "flow.py").write_text("from flowdeck import flow\n\n@flow\ndef hi(n: int = 1):\n    pass\n")
+    (tmp_path / "not-a-folder").write_text("a file")
+    (tmp_path / "d.yaml").write_text(
+        "name: first\nflow_location: flow.py\nflow_storage: {type: local, path: ./blocks}\n---\n"
+        "name: second\nflow_location: flow.py\nflow_storage: {type: local, path: ./not-a-folder/sub}\n")
+    kept = client.create_storage_block(ServerStorageBlock())  # there before: it stays
+    r = run_cli("deployment", "create", "d.yaml", cwd=tmp_path,
+                env={"FLOWDECK_API_URL": server.address, "FLOWDECK_HOME": str(flowdeck_home)})
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().startswith("Error: deployment spec 'second'") and "cannot write flow code" in r.stderr
+    assert "no deployment was created or changed" in r.stderr
+    assert "Created deployment" not in r.stdout and "Creating deployment 'second'" in r.stdout
+    assert client.list_deployments() == []
+    assert [b.id for b in client.list_storage_blocks()] == [kept.id]
+
+
 def test_server_storage_block_reads_what_it_wrote(client):
     block = ServerStorageBlock(client=client)
     key = block.write(b"from flowdeck import flow\n")
