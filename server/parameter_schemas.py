@@ -54,24 +54,32 @@ for _name, _type in (("date-time", dt.datetime), ("date", dt.date), ("time", dt.
 
 def check_schema(schema: dict | None, path: str = "deployment.parameter_schema") -> dict | None:
     """The schema if it can check parameters (an empty one is None: no schema);
-    INVALID_ARGUMENT on `path` otherwise."""
+    INVALID_ARGUMENT on `path` otherwise. A schema seen before is not checked again."""
     if not schema:
         return None
+    problem = _schema_problem(_canonical(schema))
+    if problem is not None:
+        where, value, why = problem
+        raise invalid_field(path + where, value, why, reason="INVALID_PARAMETER_SCHEMA")
+    return schema
+
+
+@functools.lru_cache(maxsize=512)
+def _schema_problem(canonical: str) -> tuple[str, Any, str] | None:
+    """(where below the schema's path, the bad value, why) of the first problem, or None."""
+    schema = json.loads(canonical)
     if schema.get("type") != "object":
-        raise invalid_field(f"{path}.type", schema.get("type"), "must be 'object': parameters are an object",
-                            reason="INVALID_PARAMETER_SCHEMA")
+        return ".type", schema.get("type"), "must be 'object': parameters are an object"
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as e:
-        raise invalid_field(_field(path, e.absolute_path), e.instance, _short(e.message),
-                            reason="INVALID_PARAMETER_SCHEMA") from None
-    for where, ref in _refs(schema, path):
+        return _field("", e.absolute_path), e.instance, _short(e.message)
+    for where, ref in _refs(schema, ""):
         if not ref.startswith("#"):
-            raise invalid_field(where, ref, "must point inside the schema (#/$defs/...)",
-                                reason="INVALID_PARAMETER_SCHEMA")
+            return where, ref, "must point inside the schema (#/$defs/...)"
         if _pointer(schema, ref) is None:
-            raise invalid_field(where, ref, "points at nothing in the schema", reason="INVALID_PARAMETER_SCHEMA")
-    return schema
+            return where, ref, "points at nothing in the schema"
+    return None
 
 
 def _refs(value: Any, path: str):
@@ -101,6 +109,11 @@ def _pointer(schema: dict, ref: str) -> Any:
     return target
 
 
+def _canonical(schema: dict) -> str:
+    """The schema's JSON with sorted keys: what the caches know it by."""
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+
+
 @functools.lru_cache(maxsize=512)
 def _compiled(canonical: str) -> Draft202012Validator:
     return Draft202012Validator(json.loads(canonical), format_checker=FORMATS)
@@ -108,7 +121,7 @@ def _compiled(canonical: str) -> Draft202012Validator:
 
 def validator(schema: dict) -> Draft202012Validator:
     """The compiled validator of a stored schema, from the cache when it was seen before."""
-    return _compiled(json.dumps(schema, sort_keys=True, separators=(",", ":")))
+    return _compiled(_canonical(schema))
 
 
 # -- parameters ----------------------------------------------------------------------
