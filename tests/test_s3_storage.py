@@ -4,6 +4,7 @@ started as a subprocess on a loopback port; boto3 reaches it by endpoint_url
 on the server run from a folder where the script does not exist."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -284,6 +285,26 @@ def test_secrets_never_leak(moto_endpoint, bucket, server_proc, tmp_path, wire):
         assert KEY_ID not in text and KEY_ID[-6:] not in text, f"access key id in the output of {where}"
 
 
+@contextlib.contextmanager
+def agent_serving(address: str, home: pathlib.Path, cwd: pathlib.Path, queue: str, log_path: pathlib.Path):
+    """`flowdeck agent start` serving `queue` from `cwd`, with no AWS credentials
+    in its environment; yields a function returning what it printed so far."""
+    log = open(log_path, "w")
+    agent = subprocess.Popen([str(BIN / "flowdeck"), "agent", "start", "--work-queue", queue],
+                             cwd=cwd, env=clean_env(home, FLOWDECK_API_URL=address),
+                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        yield log_path.read_text
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+        log.close()
+
+
 def _wait_run(address, home, cwd, run_id, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -333,29 +354,17 @@ def test_flow_stored_elsewhere_runs_where_the_script_does_not_exist(where, moto_
 
     r = cli(server_proc.address, other_home, "work-queue", "create", "far", "--deployment", f"greet/far-{where}")
     assert r.returncode == 0, r.stdout + r.stderr
-    agent_log = open(tmp_path / "agent.log", "w")
-    agent = subprocess.Popen([str(BIN / "flowdeck"), "agent", "start", "--work-queue", "far"],
-                             cwd=elsewhere, env=clean_env(other_home, FLOWDECK_API_URL=server_proc.address),
-                             stdout=agent_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        with FlowdeckClient(server_proc.address) as c:
-            run = c.create_flow_run_from_deployment(deployment_name=f"greet/far-{where}")
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                run = c.get_flow_run(run.id)
-                if run.state.is_terminal:
-                    break
-                time.sleep(0.3)
-            logs = "\n".join(rec.message for rec in c.list_logs(run.id))
-    finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
-        agent_log.close()
-    agent_out = (tmp_path / "agent.log").read_text()
+    with agent_serving(server_proc.address, other_home, elsewhere, "far", tmp_path / "agent.log") as output, \
+            FlowdeckClient(server_proc.address) as c:
+        run = c.create_flow_run_from_deployment(deployment_name=f"greet/far-{where}")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            run = c.get_flow_run(run.id)
+            if run.state.is_terminal:
+                break
+            time.sleep(0.3)
+        logs = "\n".join(rec.message for rec in c.list_logs(run.id))
+    agent_out = output()
     assert run.state.type == "COMPLETED", (run.state, agent_out.replace(SECRET, "<SECRET>"))
     assert greeting in logs
     assert SECRET not in agent_out and KEY_ID not in agent_out
@@ -408,21 +417,9 @@ def test_keys_kept_by_the_server_deploy_and_run_without_keys_here(moto_endpoint,
 
     r = cli(server_proc.address, other_home, "work-queue", "create", "keyless", "--deployment", "greet/keyless")
     assert r.returncode == 0, r.stdout + r.stderr
-    agent_log = open(tmp_path / "agent.log", "w")
-    agent = subprocess.Popen([str(BIN / "flowdeck"), "agent", "start", "--work-queue", "keyless"],
-                             cwd=elsewhere, env=clean_env(other_home, FLOWDECK_API_URL=server_proc.address),
-                             stdout=agent_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
+    with agent_serving(server_proc.address, other_home, elsewhere, "keyless", tmp_path / "agent.log") as output:
         state = _wait_run(server_proc.address, other_home, elsewhere, run_id, timeout=120)
-    finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
-        agent_log.close()
-    agent_out = (tmp_path / "agent.log").read_text()
+    agent_out = output()
     assert state == "COMPLETED", agent_out.replace(SECRET, "<SECRET>")
     logs = cli(server_proc.address, other_home, "flow-run", "logs", run_id, cwd=elsewhere).stdout
     assert "greetings 5, from a flow nobody has on disk here" in logs  # `name: str`: the text "5"
