@@ -402,7 +402,8 @@ def test_keys_kept_by_the_server_deploy_and_run_without_keys_here(moto_endpoint,
     elsewhere, other_home = tmp_path / "elsewhere", tmp_path / "other-home"
     elsewhere.mkdir()
     (project / "greet.py").unlink()
-    r = cli(server_proc.address, other_home, "deployment", "run", "greet/keyless", "--param", "name=5", cwd=elsewhere)
+    r = cli(server_proc.address, other_home, "deployment", "run", "greet/keyless", "--param", "name=5",
+            cwd=elsewhere)
     assert r.returncode == 0, r.stdout + r.stderr
     run_id = re.search(r"\(([0-9a-f-]{36})\)", r.stdout).group(1)
     r = cli(server_proc.address, other_home, "deployment", "run", "greet/keyless", "--param", "nme=x", cwd=elsewhere)

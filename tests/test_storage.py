@@ -455,8 +455,9 @@ def test_storage_cli(server, flowdeck_home):
     r = cli("storage", "create", "s3", "--bucket", "flows", "--aws-access-key-id", "only-id", ok=False)
     assert "Traceback" not in r.stderr
     r = cli("storage", "create", "s3", "--bucket", "Flows_2024", ok=False)
-    assert r.stderr.strip() == ("Error: S3StorageBlock: bucket: 'Flows_2024' is not a valid S3 bucket name: must be "
-                                "lowercase letters, digits, dots and hyphens, beginning and ending with a letter or digit")
+    assert r.stderr.strip() == ("Error: S3StorageBlock: bucket: 'Flows_2024' is not a valid S3 bucket name: must "
+                                "be lowercase letters, digits, dots and hyphens, beginning and ending with a letter "
+                                "or digit")
     assert {b["id"] for b in json.loads(cli("storage", "ls", "--json").stdout)} == {made["id"], srv["id"]}
     for text in outputs:
         assert SECRET not in text and KEY_ID not in text

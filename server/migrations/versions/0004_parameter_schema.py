@@ -16,8 +16,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('deployments', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('parameter_schema', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),
-                                      nullable=True))
+        json_type = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
+        batch_op.add_column(sa.Column('parameter_schema', json_type, nullable=True))
 
 
 def downgrade() -> None:
