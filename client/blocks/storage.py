@@ -3,8 +3,10 @@
 Every block stores bytes under content-addressed keys (the SHA-256 of the data),
 so writing the same script twice stores it once and a key can never point
 outside the block. A block refuses settings it does not have (a typo such as
-`endpont_url` is an error naming it, never silently dropped); every failure to
-read or write is a `StorageError`, a FlowdeckError.
+`endpont_url` is an error naming it, never silently dropped). A store that
+cannot be reached, written or read, or holds corrupt code, is a `StorageError`
+(a FlowdeckError: one line from the CLI); a key that is not there is a
+FileNotFoundError.
 """
 from __future__ import annotations
 
@@ -130,8 +132,10 @@ class LocalStorageBlock(StorageBlock):
             data = path.read_bytes()
         except FileNotFoundError:
             raise FileNotFoundError(f"flow code {key} is not in local storage at {self.folder()}") from None
+        except OSError as e:
+            raise StorageError(f"cannot read flow code from {path}: {e.strerror or e}") from None
         if content_key(data) != key:
-            raise ValueError(f"flow code {key} in {self.folder()} is corrupt (hash mismatch)")
+            raise StorageError(f"flow code {key} in {self.folder()} is corrupt (hash mismatch)")
         return data
 
 
