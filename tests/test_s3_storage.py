@@ -251,7 +251,7 @@ def test_secrets_never_leak(moto_endpoint, bucket, server_proc, tmp_path, wire):
     run("storage", "inspect", made["id"], "--json")
     run("storage", "set-default", made["id"])
     run("storage", "create", "s3", "--bucket", "bkt", "--aws-secret-access-key", SECRET, ok=False)
-    # The default block is S3; the writer uses its own credentials (the server gives none out).
+    # The default block is S3 with stored keys: the server writes the script (it gives no keys out).
     spec = spec_file(tmp_path / "project", "None", "leaky")
     out = run("deployment", "create", str(spec), AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET).stdout
     assert "using S3 Storage" in out
