@@ -89,7 +89,7 @@ class Flow:
             self._adapters = {}
         if name not in self._adapters:
             ann = self.annotation_of(name)
-            self._adapters[name] = None if ann is inspect.Parameter.empty else _type_adapter(ann)
+            self._adapters[name] = None if ann is inspect.Parameter.empty else type_adapter(ann)
         return self._adapters[name]
 
     def validate_parameters(self, values: dict[str, Any], *, require_all: bool = True,
@@ -171,7 +171,8 @@ class Flow:
         return result
 
 
-def _type_adapter(annotation: Any):
+def type_adapter(annotation: Any):
+    """A pydantic TypeAdapter of `annotation` (arbitrary classes by isinstance), or None."""
     from pydantic import ConfigDict, TypeAdapter
 
     try:

@@ -203,6 +203,22 @@ def configure_api(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pg-admin-url", default=os.environ.get("FLOWDECK_BENCH_PG_ADMIN_URL", PG_ADMIN_URL),
                    help="where to create the throwaway Postgres database")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--schema", action="store_true",
+                   help="give every deployment a parameter schema (each run's parameters are checked against it)")
+
+
+# What `--schema` gives the benchmark's deployments: the server checks each run against it.
+BENCH_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "i": {"type": "integer", "minimum": 0, "position": 0},
+        "x": {"type": "string", "enum": ["y", "z"], "position": 1},
+        "extra": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None, "position": 2},
+        "when": {"type": "string", "format": "date-time", "default": "2024-01-01T00:00:00Z", "position": 3},
+    },
+    "required": ["i", "extra"],
+    "additionalProperties": False,
+}
 
 
 @subcommand("api", "CreateDeployment / GetDeploymentByName / CreateFlowRunFromDeployment under load",
@@ -216,7 +232,8 @@ def bench_api(args) -> int:
     from flowdeck.v1 import flow_run_service_pb2 as rpb
     from flowdeck.v1 import flow_run_service_pb2_grpc as rgrpc
 
-    results: dict = {"database": args.database, "threads": args.threads, "calls_per_phase": args.calls}
+    results: dict = {"database": args.database, "threads": args.threads, "calls_per_phase": args.calls,
+                     "parameter_schema": args.schema}
     with bench_database(args.database, args.pg_admin_url) as url:
         server = ServerProcess(url, args.server_arg)
         try:
@@ -234,6 +251,8 @@ def bench_api(args) -> int:
             def create(i):
                 msg = c.Deployment(name=names[i], flow_name=f"bench-flow-{i % 10}", tags=["bench"])
                 msg.parameters.update({"i": i, "x": "y"})
+                if args.schema:
+                    msg.parameter_schema.update(BENCH_SCHEMA)
                 req = dpb.CreateDeploymentRequest(deployment=msg, request_id=str(uuid.uuid4()))
                 return lambda: deployments[i % args.threads].CreateDeployment(req, timeout=60)
 
@@ -267,7 +286,8 @@ def bench_api(args) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        print(f"api benchmark on {results['database']} ({args.threads} client threads, {args.calls} calls per phase)")
+        print(f"api benchmark on {results['database']} ({args.threads} client threads, {args.calls} calls per phase"
+              f"{', deployments with a parameter schema' if args.schema else ''})")
         print(f"  start to SERVING: {results['seconds_to_serving']:.2f} s (load average {os.getloadavg()[0]:.1f})")
         print(f"  idle RSS:         {results['idle_rss_mb']:.1f} MB")
         for label in ("CreateDeployment", "GetDeploymentByName", "CreateFlowRunFromDeployment"):

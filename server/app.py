@@ -176,6 +176,11 @@ class FlowdeckServer:
         log.info("flowdeck server stopped")
 
 
+# Libraries whose DEBUG lines carry a storage block's credentials (request
+# headers, signing details) when the server writes into a bucket.
+QUIET_LIBRARIES = ("boto3", "botocore", "s3transfer", "urllib3")
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
@@ -184,6 +189,8 @@ def configure_logging(level: str) -> None:
     if level.upper() != "DEBUG":
         # Alembic announces every plugin and migration step at INFO.
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def client_hint(settings: Settings, port: int) -> list[str]:

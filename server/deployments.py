@@ -8,7 +8,7 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from flowdeck.server import flows, pagination, scheduler, storage_blocks
+from flowdeck.server import flows, pagination, parameter_schemas, scheduler, storage_blocks
 from flowdeck.core.errors import AlreadyExistsError, NotFoundError, invalid_field
 from flowdeck.core.runner_config import check_runner
 from flowdeck.server.models import DeploymentRow, FlowRow, utcnow
@@ -27,6 +27,7 @@ MUTABLE = (
     "description",
     "catchup",
     "max_lateness",
+    "parameter_schema",
 )
 # Changing any of these replaces the deployment's future auto-scheduled runs.
 SCHEDULING_FIELDS = ("schedule", "is_schedule_active", "parameters", "tags", "flow_runner", "max_lateness")
@@ -42,6 +43,7 @@ class DeploymentInput:
     schedule: dict | None = None
     is_schedule_active: bool = True
     parameters: dict = dataclasses.field(default_factory=dict)
+    parameter_schema: dict | None = None
     tags: list = dataclasses.field(default_factory=list)
     flow_runner_type: str = "universal"
     flow_runner_config: dict = dataclasses.field(default_factory=dict)
@@ -86,6 +88,13 @@ def _apply(row: DeploymentRow, inp: DeploymentInput, fields) -> set[str]:
     return changed
 
 
+def _check_parameters(row: DeploymentRow, changed: set[str]) -> None:
+    """The defaults fit the schema (required ones may be left to each run)."""
+    if changed & {"parameters", "parameter_schema"}:
+        parameter_schemas.check(row.parameter_schema, row.parameters or {}, path="deployment.parameters",
+                                require_all=False)
+
+
 def _settle(s: Session, row: DeploymentRow, flow_name: str, changed: set[str], now: dt.datetime, settings,
             *, fresh: bool = False) -> DeploymentView:
     """After a change: replace the future runs when scheduling changed (in the
@@ -105,6 +114,7 @@ def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None,
     """Create the deployment, or update the one with the same flow and name."""
     now = now or utcnow()
     check_runner(inp.flow_runner_type, inp.flow_runner_config)
+    inp.parameter_schema = parameter_schemas.check_schema(inp.parameter_schema)
     flow = _resolve_flow(s, inp)
     storage_blocks.check_exists(s, inp.storage_block_id)
     row = s.scalar(_ROW_BY_FLOW_AND_NAME, {"flow_id": flow.id, "name": inp.name})
@@ -113,6 +123,7 @@ def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None,
         row = DeploymentRow(flow_id=flow.id, name=inp.name, created=now, updated=now)
         s.add(row)
     changed = _apply(row, inp, [f for f in MUTABLE if f != "name"])
+    _check_parameters(row, changed)
     if created:
         changed |= set(SCHEDULING_FIELDS)
         if not scheduler.has_active_schedule(row):
@@ -138,6 +149,7 @@ class RunDefaults(NamedTuple):
     id: str
     flow_id: str
     parameters: dict
+    parameter_schema: dict | None
     tags: list
     flow_runner_type: str
     flow_runner_config: dict
@@ -221,6 +233,8 @@ def update(s: Session, deployment_id: str, inp: DeploymentInput, paths: list[str
         storage_blocks.check_exists(s, inp.storage_block_id)
     if "flow_runner" in paths:
         check_runner(inp.flow_runner_type, inp.flow_runner_config)
+    if "parameter_schema" in paths:
+        inp.parameter_schema = parameter_schemas.check_schema(inp.parameter_schema)
     if "name" in paths and inp.name != row.name:
         clash = s.scalar(
             select(DeploymentRow.id).where(DeploymentRow.flow_id == row.flow_id, DeploymentRow.name == inp.name)
@@ -228,6 +242,7 @@ def update(s: Session, deployment_id: str, inp: DeploymentInput, paths: list[str
         if clash:
             raise AlreadyExistsError(f"deployment {flow_name}/{inp.name} already exists", reason="DEPLOYMENT_EXISTS")
     changed = _apply(row, inp, paths)
+    _check_parameters(row, changed)
     row.updated = now
     return _settle(s, row, flow_name, changed, now, settings)
 

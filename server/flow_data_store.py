@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from flowdeck.core.errors import DataLossError, NotFoundError, invalid_field
+from flowdeck.server import storage_blocks
 from flowdeck.server.models import FlowDataBlobRow, utcnow
 
 CHUNK = 1024 * 1024
@@ -88,6 +89,16 @@ def store(s: Session, data: bytes, sha256: str) -> bool:
     return bool(result.rowcount)
 
 
+def store_in_server_block(s: Session, data: bytes, sha256: str, block_id: str = "") -> tuple[bool, str | None]:
+    """Keep `data` (False: kept already) for the server block `block_id`,
+    else the registered server block, if any: (created, that block's id)."""
+    created = store(s, data, sha256)
+    if not block_id:
+        server_block = storage_blocks.find(s, "server", {})
+        block_id = server_block.id if server_block is not None else None
+    return created, block_id or None
+
+
 def load(s: Session, sha256: str) -> bytes:
     row = s.execute(select(FlowDataBlobRow.data, FlowDataBlobRow.size).where(FlowDataBlobRow.sha256 == sha256)).first()
     if row is None:
@@ -103,12 +114,13 @@ def exists(s: Session, sha256: str) -> bool:
     return s.scalar(select(FlowDataBlobRow.sha256).where(FlowDataBlobRow.sha256 == sha256)) is not None
 
 
-def flow_data_blob(block_id: str | None, sha256: str, flow_name: str, filename: str) -> str:
-    """The blob of a "blockstorage" FlowData pointing at server storage."""
+def flow_data_blob(block_id: str | None, sha256: str, flow_name: str, filename: str, *,
+                   block_type: str = "server", block_config: dict | None = None) -> str:
+    """The blob of a "blockstorage" FlowData pointing at a block (default: server storage)."""
     return json.dumps({
         "block_id": block_id,
-        "block_type": "server",
-        "block_config": {},
+        "block_type": block_type,
+        "block_config": block_config or {},
         "key": sha256,
         "flow_name": flow_name,
         "filename": filename,

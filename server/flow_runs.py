@@ -9,10 +9,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from flowdeck.server import deployments, flows, pagination
+from flowdeck.server import deployments, flows, pagination, parameter_schemas
 from flowdeck.core import states
 from flowdeck.core.errors import FailedPreconditionError, NotFoundError, invalid_field
-from flowdeck.server.models import DeploymentRow, FlowRow, FlowRunRow, FlowRunStateRow, utcnow
+from flowdeck.server.models import FlowRow, FlowRunRow, FlowRunStateRow, utcnow
 from flowdeck.server.run_inputs import FlowRunInput, StateInput, row_values
 from flowdeck.server.sqlhelpers import has_all_tags
 from flowdeck.server.views import FLOW_RUNS, FlowRunView, StateRecord
@@ -25,8 +25,6 @@ _RUNS = FlowRunRow.__table__
 _STATES = FlowRunStateRow.__table__
 _INSERT_RUN = insert(_RUNS)
 _INSERT_STATE = insert(_STATES)
-_DEPLOYMENT_FLOW = select(DeploymentRow.__table__.c.flow_id).where(
-    DeploymentRow.__table__.c.id == bindparam("dep_id"))
 _BY_KEY = FLOW_RUNS.where(_RUNS.c.idempotency_key == bindparam("key"))
 _BY_ID = FLOW_RUNS.where(_RUNS.c.id == bindparam("run_id"))
 _HISTORY = (select(_STATES.c.type, _STATES.c.name, _STATES.c.message, _STATES.c.timestamp)
@@ -49,14 +47,20 @@ def create(s: Session, inp: FlowRunInput, now: dt.datetime | None = None) -> Flo
     else:
         flow = flows.get_or_create(s, inp.flow_name)
     if inp.deployment_id:
-        dep_flow_id = s.execute(_DEPLOYMENT_FLOW, {"dep_id": inp.deployment_id}).scalar()
-        if dep_flow_id is None:
-            raise NotFoundError(f"deployment {inp.deployment_id!r} not found", reason="DEPLOYMENT_NOT_FOUND")
-        if dep_flow_id != flow.id:
+        dep = deployments.for_run(s, deployment_id=inp.deployment_id)
+        if dep.flow_id != flow.id:
             raise invalid_field(
                 "flow_run.deployment_id", inp.deployment_id, f"belongs to another flow than {flow.name!r}"
             )
+        inp = dataclasses.replace(inp, parameters=_checked_parameters(dep, inp.parameters, "flow_run.parameters"))
     return _create(s, inp, flow.id, flow.name, now)
+
+
+def _checked_parameters(dep: deployments.RunDefaults, parameters: dict | None, path: str) -> dict:
+    """A run's parameters over its deployment's, checked against the deployment's schema."""
+    merged = {**(dep.parameters or {}), **(parameters or {})}
+    parameter_schemas.check(dep.parameter_schema, merged, path=path)
+    return merged
 
 
 def _by_key(s: Session, key: str) -> FlowRunView | None:
@@ -102,8 +106,7 @@ def create_from_deployment(
 ) -> FlowRunView:
     # One statement: the deployment's defaults and its flow (which exists: FK).
     dep = deployments.for_run(s, deployment_id=deployment_id, deployment_name=deployment_name)
-    params = dict(dep.parameters or {})
-    params.update(parameters or {})
+    params = _checked_parameters(dep, parameters, "parameters")
     all_tags = list(dict.fromkeys([*(dep.tags or []), *(tags or [])]))
     return _create(
         s,

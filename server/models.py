@@ -107,6 +107,8 @@ class DeploymentRow(TimestampMixin, Base):
     schedule: Mapped[dict | None] = mapped_column(Json, nullable=True)
     is_schedule_active: Mapped[bool] = mapped_column(Boolean, default=True)
     parameters: Mapped[dict] = mapped_column(Json, default=dict)
+    # JSON Schema of the flow's parameters (flowdeck.server.parameter_schemas); NULL: not checked.
+    parameter_schema: Mapped[dict | None] = mapped_column(Json, nullable=True)
     tags: Mapped[list] = mapped_column(Json, default=list)
     flow_runner_type: Mapped[str] = mapped_column(String(64), default="universal")
     flow_runner_config: Mapped[dict] = mapped_column(Json, default=dict)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from flowdeck.server import pagination
 from flowdeck.core.errors import FailedPreconditionError, NotFoundError, invalid_field
+from flowdeck.core.s3 import bucket_name_problem, clean_prefix
 from flowdeck.server.models import DeploymentRow, FlowRow, StorageBlockRow, new_id, utcnow
 from flowdeck.server.views import StorageBlockView
 
@@ -77,12 +78,14 @@ def normalize(block_type: str, config: dict, path: str = "storage_block") -> dic
     for key, required in schema.items():
         if required and key not in out:
             raise invalid_field(f"{path}.config.{key}", "", f"is required for {block_type!r} storage")
+    if block_type == "s3" and bucket_name_problem(out["bucket"]):
+        raise invalid_field(f"{path}.config.bucket", out["bucket"], bucket_name_problem(out["bucket"]))
     if block_type == "s3" and ("aws_access_key_id" in out) != ("aws_secret_access_key" in out):
         raise invalid_field(
             f"{path}.config", MASK, "aws_access_key_id and aws_secret_access_key go together"
         )
     if "prefix" in out:
-        out["prefix"] = out["prefix"].strip("/")
+        out["prefix"] = clean_prefix(out["prefix"])
         if not out["prefix"]:
             del out["prefix"]
     return out

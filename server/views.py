@@ -86,6 +86,7 @@ class DeploymentView(NamedTuple):
     schedule: dict | None
     is_schedule_active: bool
     parameters: dict
+    parameter_schema: dict | None
     tags: list
     flow_runner_type: str
     flow_runner_config: dict

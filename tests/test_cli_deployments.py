@@ -122,22 +122,68 @@ def test_yaml_create_and_dry_run(cli, client, tmp_path):
     assert client.get_deployment_by_name("typed/adhoc").tags == ["manual"]
 
 
-def test_run_reads_values_by_annotation(cli, client, tmp_path):
+def test_inspect_shows_the_parameter_schema(cli, client, tmp_path):
+    (tmp_path / "greet.py").write_text(textwrap.dedent('''
+        from typing import Literal
+
+        from flowdeck import flow
+
+        @flow
+        def greet(name: str, times: int = 1, tone: Literal["warm", "dry"] = "warm", extra=None):
+            """Greets.
+
+            Args:
+                name: Who to greet.
+                times: How often.
+            """
+    '''))
+    (tmp_path / "d.yaml").write_text("name: d\nflow_location: greet.py\nparameters: {times: 3}\n")
+    ok(cli("deployment", "create", "d.yaml"))
+    (tmp_path / "greet.py").unlink()  # inspect loads no flow code
+    out = ok(cli("deployment", "inspect", "greet/d"))
+    assert "parameter_schema" not in out
+    table = out[out.index("Parameters"):]
+    rows = [[cell.strip() for cell in line.strip().strip("│").split("│")]
+            for line in table.splitlines() if line.startswith("│")]
+    assert rows == [
+        ["name", "string", "", "yes", "Who to greet."],
+        ["times", "integer", "3", "", "How often."],
+        ["tone", "warm | dry", '"warm"', "", ""],
+        ["extra", "any", "null", "", ""],
+    ]
+    schema = json.loads(ok(cli("deployment", "inspect", "greet/d", "--json")))["parameter_schema"]
+    assert schema["required"] == ["name"] and schema["properties"]["times"]["type"] == "integer"
+    assert schema["properties"]["name"]["description"] == "Who to greet."
+    client.update_deployment(client.get_deployment_by_name("greet/d").id, parameter_schema=None)
+    out = ok(cli("deployment", "inspect", "greet/d"))
+    assert "Parameters: not checked by the server" in out
+
+
+def test_run_reads_values_by_the_parameter_schema(cli, client, tmp_path):
     (tmp_path / "typed.py").write_text(TYPED)
     (tmp_path / "d.yaml").write_text("name: d\nflow_location: typed.py\nparameters: {label: base}\n")
     ok(cli("deployment", "create", "d.yaml"))
+    (tmp_path / "typed.py").unlink()  # `deployment run` never loads the flow: the schema types the values
     out = ok(cli("deployment", "run", "typed/d", "--param", "label=3", "--param", "count=3",
                  "--param", "extra=[1, 2]"))
     assert out.startswith("Created flow run '")
     run = client.list_flow_runs(flow_name="typed")[0]
     assert run.id in out and run.state.type == "SCHEDULED"
     assert run.parameters == {"label": "3", "count": 3, "extra": [1, 2]}
-    ok(cli("deployment", "run", "typed/d", "--params", '{"count": "7"}', "--param", "extra=plain"))
+    ok(cli("deployment", "run", "typed/d", "--params", '{"count": 7}', "--param", "extra=plain"))
     run = client.list_flow_runs(flow_name="typed")[0]
     assert run.parameters == {"label": "base", "count": 7, "extra": "plain"}
+    # The server checks: a wrong type, a missing required parameter, an unknown one.
     one_line_error(cli("deployment", "run", "typed/d", "--param", "count=many"),
-                   "invalid parameter 'count'", "many")
-    one_line_error(cli("deployment", "run", "typed/d", "--param", "colour=red"), "unknown parameter 'colour'")
+                   "parameters.count: 'many' is not of type 'integer'")
+    one_line_error(cli("deployment", "run", "typed/d", "--params", '{"count": "7"}'),
+                   "parameters.count: '7' is not of type 'integer'")
+    (tmp_path / "typed.py").write_text(TYPED)
+    (tmp_path / "bare.yaml").write_text("name: bare\nflow_location: typed.py\n")
+    ok(cli("deployment", "create", "bare.yaml"))
+    one_line_error(cli("deployment", "run", "typed/bare", "--param", "count=1"), "parameters.label: is required")
+    one_line_error(cli("deployment", "run", "typed/d", "--param", "colour=red"),
+                   "parameters.colour: is not a parameter of this flow")
     one_line_error(cli("deployment", "run", "typed/d", "--params", "[1]"), "--params must be a JSON object")
     one_line_error(cli("deployment", "run", "typed/d", "--param", "novalue"), "KEY=VALUE")
     assert len(client.list_flow_runs(flow_name="typed")) == 2

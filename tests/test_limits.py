@@ -75,7 +75,11 @@ def test_parameters_over_the_limit_are_resource_exhausted(lc):
         lc.create_flow_run_from_deployment(deployment_id=dep.id, parameters=big)
     with pytest.raises(ResourceExhaustedError, match="FLOWDECK_MAX_PARAMETERS_BYTES"):
         lc.update_deployment(dep.id, parameters=big)
+    huge_schema = {"type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(100)}}
+    with pytest.raises(ResourceExhaustedError, match="deployment.parameter_schema.*FLOWDECK_MAX_PARAMETERS_BYTES"):
+        lc.update_deployment(dep.id, parameter_schema=huge_schema)
     assert lc.get_deployment(dep.id).parameters == {"small": 1}
+    assert lc.get_deployment(dep.id).parameter_schema is None
     assert lc.list_flow_runs() == []
 
 

@@ -1,7 +1,8 @@
 """The proto is the contract: a Node.js program using only the client generated
 by `scripts/gen-clients node` drives the whole lifecycle against a real server,
 with a real Python agent serving the queue, and reads the error details from
-the standard grpc-status-details-bin trailer."""
+the standard grpc-status-details-bin trailer (the parameter checks' field
+violations among them)."""
 from __future__ import annotations
 
 import json
@@ -71,7 +72,7 @@ def test_node_client_drives_the_lifecycle(node_client, live_server, tmp_path):
                                     if line.startswith('{"step"'))}
     assert list(steps) == [
         "reflection-and-health", "deployment-round-trip", "scheduled-and-manual-runs",
-        "agent-completed", "error-codes", "error-details", "done",
+        "agent-completed", "error-codes", "error-details", "parameter-violations", "done",
     ], detail
     details = steps["error-details"]
     assert details["NOT_FOUND"] == {"reason": "DEPLOYMENT_NOT_FOUND", "domain": "flowdeck.dev", "metadata": {},
@@ -79,6 +80,14 @@ def test_node_client_drives_the_lifecycle(node_client, live_server, tmp_path):
     assert details["INVALID_ARGUMENT"] == {
         "reason": "INVALID_FIELD", "domain": "flowdeck.dev", "metadata": {"field": "deployment.name"},
         "violations": [{"field": "deployment.name", "description": "'': is required"}],
+    }, detail
+    # Parameters checked against the deployment's schema, read from the BadRequest.
+    assert steps["parameter-violations"] == {
+        "step": "parameter-violations",
+        "wrong-type": [{"field": "parameters.times", "description": "'abc' is not of type 'integer'"}],
+        "missing-required": [{"field": "parameters.name", "description": "is required"}],
+        "unknown": [{"field": "parameters.colour",
+                     "description": "is not a parameter of this flow (parameters: name, nested, times)"}],
     }, detail
 
 

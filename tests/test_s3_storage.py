@@ -4,6 +4,7 @@ started as a subprocess on a loopback port; boto3 reaches it by endpoint_url
 on the server run from a folder where the script does not exist."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -207,8 +208,8 @@ def test_secrets_never_leak(moto_endpoint, bucket, server_proc, tmp_path, wire):
     run("storage", "inspect", made["id"])
     run("storage", "inspect", made["id"], "--json")
     run("storage", "set-default", made["id"])
-    run("storage", "create", "s3", "--bucket", "b", "--aws-secret-access-key", SECRET, ok=False)
-    # The default block is S3; the writer uses its own credentials (the server gives none out).
+    run("storage", "create", "s3", "--bucket", "bkt", "--aws-secret-access-key", SECRET, ok=False)
+    # The default block is S3 with stored keys: the server writes the script (it gives no keys out).
     spec = spec_file(tmp_path / "project", "None", "leaky")
     out = run("deployment", "create", str(spec), AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET).stdout
     assert "using S3 Storage" in out
@@ -241,6 +242,30 @@ def test_secrets_never_leak(moto_endpoint, bucket, server_proc, tmp_path, wire):
     for where, text in outputs + [(("server log",), log)]:
         assert SECRET not in text, f"secret in the output of {where}"
         assert KEY_ID not in text and KEY_ID[-6:] not in text, f"access key id in the output of {where}"
+
+
+@contextlib.contextmanager
+def agent_serving(address: str, home: pathlib.Path, cwd: pathlib.Path, queue: str, log_path: pathlib.Path):
+    """`flowdeck agent start` serving `queue` from `cwd`, with no AWS credentials
+    in its environment; yields a function returning what it printed so far."""
+    log = open(log_path, "w")
+    agent = subprocess.Popen([str(BIN / "flowdeck"), "agent", "start", "--work-queue", queue],
+                             cwd=cwd, env=clean_env(home, FLOWDECK_API_URL=address),
+                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        yield log_path.read_text
+    finally:
+        stop_process(agent, timeout=40)
+        log.close()
+
+
+def _wait_run(address, home, cwd, run_id, timeout=60):
+    def finished():
+        r = cli(address, home, "flow-run", "inspect", run_id, "--json", cwd=cwd)
+        state = json.loads(r.stdout)["state"]["type"]
+        return state if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+
+    return wait_until(finished, f"run {run_id} to finish", timeout=timeout, every=0.5)
 
 
 @pytest.mark.parametrize("where", ["s3", "server"])
@@ -281,25 +306,20 @@ def test_flow_stored_elsewhere_runs_where_the_script_does_not_exist(where, moto_
 
     r = cli(server_proc.address, other_home, "work-queue", "create", "far", "--deployment", f"greet/far-{where}")
     assert r.returncode == 0, r.stdout + r.stderr
-    agent_log = open(tmp_path / "agent.log", "w")
-    agent = subprocess.Popen([str(BIN / "flowdeck"), "agent", "start", "--work-queue", "far"],
-                             cwd=elsewhere, env=clean_env(other_home, FLOWDECK_API_URL=server_proc.address),
-                             stdout=agent_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        with FlowdeckClient(server_proc.address) as c:
-            run_id = c.create_flow_run_from_deployment(deployment_name=f"greet/far-{where}").id
+    with agent_serving(server_proc.address, other_home, elsewhere, "far", tmp_path / "agent.log") as output, \
+            FlowdeckClient(server_proc.address) as c:
+        run_id = c.create_flow_run_from_deployment(deployment_name=f"greet/far-{where}").id
 
-            def finished():
-                run = c.get_flow_run(run_id)
-                return run if run.state.is_terminal else None
+        def finished():
+            run = c.get_flow_run(run_id)
+            return run if run.state.is_terminal else None
 
-            run = wait_until(finished, lambda: "the run to finish; the agent said:\n"
-                             + (tmp_path / "agent.log").read_text().replace(SECRET, "<SECRET>"), timeout=90)
-            logs = "\n".join(rec.message for rec in c.list_logs(run_id))
-    finally:
-        stop_process(agent, timeout=40)
-        agent_log.close()
-    agent_out = (tmp_path / "agent.log").read_text()
+        run = wait_until(finished, lambda: "the run to finish; the agent said:
+"
+                         + output().replace(SECRET, "<SECRET>"), timeout=90)
+        logs = "
+".join(rec.message for rec in c.list_logs(run_id))
+    agent_out = output()
     assert run.state.type == "COMPLETED", (run.state, agent_out.replace(SECRET, "<SECRET>"))
     assert greeting in logs
     assert SECRET not in agent_out and KEY_ID not in agent_out
@@ -313,3 +333,51 @@ def test_flow_stored_elsewhere_runs_where_the_script_does_not_exist(where, moto_
     assert len(runs) == 2 and all(x["state"]["type"] == "COMPLETED" for x in runs)
     logs = cli(server_proc.address, other_home, "flow-run", "logs", runs[0]["id"], cwd=elsewhere).stdout
     assert greeting in logs
+
+
+def test_keys_kept_by_the_server_deploy_and_run_without_keys_here(moto_endpoint, bucket, server_proc, tmp_path):
+    """The new user's story: an S3 block created with its keys; deploying,
+    inspecting and running from shells with no AWS_* at all (the server
+    writes the code; an agent gets the keys in the run's lease)."""
+    project, home = tmp_path / "project", tmp_path / "user-home"
+    made = cli(server_proc.address, home, "storage", "create", "s3", "--bucket", bucket, "--endpoint-url",
+               moto_endpoint, "--region", "us-east-1", "--aws-access-key-id", KEY_ID, "--aws-secret-access-key",
+               SECRET, "--json")
+    assert made.returncode == 0, made.stderr
+    block_id = json.loads(made.stdout)["id"]
+    spec = spec_file(project, repr(block_id), "keyless")
+    r = cli(server_proc.address, home, "deployment", "create", str(spec), cwd=project)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "using S3 Storage" in r.stdout and "Created deployment 'greet/keyless'." in r.stdout
+    (stored,) = s3_client(moto_endpoint).list_objects_v2(Bucket=bucket)["Contents"]
+    body = s3_client(moto_endpoint).get_object(Bucket=bucket, Key=stored["Key"])["Body"].read()
+    assert body == (project / "greet.py").read_bytes()
+
+    # Elsewhere: no flow code, no AWS keys.
+    elsewhere, other_home = tmp_path / "elsewhere", tmp_path / "other-home"
+    elsewhere.mkdir()
+    (project / "greet.py").unlink()
+    r = cli(server_proc.address, other_home, "deployment", "run", "greet/keyless", "--param", "name=5",
+            cwd=elsewhere)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run_id = re.search(r"\(([0-9a-f-]{36})\)", r.stdout).group(1)
+    r = cli(server_proc.address, other_home, "deployment", "run", "greet/keyless", "--param", "nme=x", cwd=elsewhere)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == ("Error: parameters.nme: is not a parameter of this flow (parameters: name)")
+    inspected = cli(server_proc.address, other_home, "deployment", "inspect", "greet/keyless", cwd=elsewhere)
+    assert inspected.returncode == 0 and "│ name " in inspected.stdout, inspected.stdout + inspected.stderr
+    # Only `deployment execute` loads the code: without keys it says so in one line.
+    r = cli(server_proc.address, other_home, "deployment", "execute", "greet/keyless", cwd=elsewhere)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "cannot read flow code from s3://" in r.stderr and SECRET not in r.stderr
+
+    r = cli(server_proc.address, other_home, "work-queue", "create", "keyless", "--deployment", "greet/keyless")
+    assert r.returncode == 0, r.stdout + r.stderr
+    with agent_serving(server_proc.address, other_home, elsewhere, "keyless", tmp_path / "agent.log") as output:
+        state = _wait_run(server_proc.address, other_home, elsewhere, run_id, timeout=120)
+    agent_out = output()
+    assert state == "COMPLETED", agent_out.replace(SECRET, "<SECRET>")
+    logs = cli(server_proc.address, other_home, "flow-run", "logs", run_id, cwd=elsewhere).stdout
+    assert "greetings 5, from a flow nobody has on disk here" in logs  # `name: str`: the text "5"
+    assert SECRET not in agent_out and KEY_ID not in agent_out
+    assert SECRET not in server_proc.stop()

@@ -46,12 +46,12 @@ def test_equal_blocks_are_one_block(client):
     b = client.create_storage_block(LocalStorageBlock(path="/srv/flows"))
     assert a.id == b.id and a.type == "local" and a.config == {"path": "/srv/flows"}
     # Unset and empty settings are the same block; a trailing "/" on a prefix too.
-    s1 = client.create_storage_block(S3StorageBlock(bucket="b"))
-    s2 = client.create_storage_block(block_type="s3", config={"bucket": "b", "prefix": "", "region_name": None})
-    s3 = client.create_storage_block(block_type="s3", config={"bucket": "b", "prefix": "/"})
+    s1 = client.create_storage_block(S3StorageBlock(bucket="bkt"))
+    s2 = client.create_storage_block(block_type="s3", config={"bucket": "bkt", "prefix": "", "region_name": None})
+    s3 = client.create_storage_block(block_type="s3", config={"bucket": "bkt", "prefix": "/"})
     assert s1.id == s2.id == s3.id
     # Different settings (or credentials) are different blocks.
-    other = client.create_storage_block(S3StorageBlock(bucket="b", prefix="x"))
+    other = client.create_storage_block(S3StorageBlock(bucket="bkt", prefix="x"))
     keyed = client.create_storage_block(s3_block())
     keyed2 = client.create_storage_block(s3_block())
     assert len({s1.id, other.id, keyed.id}) == 3 and keyed.id == keyed2.id
@@ -77,7 +77,8 @@ def test_concurrent_creates_make_one_block(client, server):
 def test_repeated_deploys_leave_exactly_one_block(client):
     """The flaw where every create made a new identical block must not exist."""
     for i in range(5):
-        block, block_id = resolve_flow_storage(s3_block(), client)
+        storage = resolve_flow_storage(s3_block(), client)
+        block, block_id = storage.block, storage.block_id
         dep, created = client.create_deployment("d", flow_name="f", flow_data=blockstorage(block, block_id),
                                                 tags=[f"t{i}"])
         assert created == (i == 0) and dep.storage_block_id == block_id
@@ -95,10 +96,12 @@ def test_repeated_deploys_leave_exactly_one_block(client):
 
 def test_flow_storage_by_id_and_unknown_ids(client):
     made = client.create_storage_block(s3_block())
-    block, block_id = resolve_flow_storage(made.id, client)
+    storage = resolve_flow_storage(made.id, client)
+    block, block_id = storage.block, storage.block_id
     assert block_id == made.id and isinstance(block, S3StorageBlock)
-    # The server never hands out the keys: writing by id uses this environment's.
+    # The server never hands out the keys: it writes the script into the block itself.
     assert block.bucket == "flows" and block.prefix == "team-a" and block.aws_secret_access_key is None
+    assert storage.written_by_server
     missing = "00000000-0000-4000-8000-000000000000"
     with pytest.raises(exc.NotFoundError, match="storage block"):
         resolve_flow_storage(missing, client)
@@ -111,19 +114,20 @@ def test_flow_storage_by_id_and_unknown_ids(client):
     with pytest.raises(exc.NotFoundError, match="storage block"):
         client.update_deployment(dep.id, flow_data=blockstorage(block, missing))
     # Dicts (YAML specs) are blocks too.
-    b2, id2 = resolve_flow_storage({"type": "s3", "bucket": "flows", "prefix": "team-a",
-                                    "endpoint_url": "http://127.0.0.1:1"}, client)
-    assert isinstance(b2, S3StorageBlock) and id2 != made.id  # no keys: a different block
+    other = resolve_flow_storage({"type": "s3", "bucket": "flows", "prefix": "team-a",
+                                  "endpoint_url": "http://127.0.0.1:1"}, client)
+    assert isinstance(other.block, S3StorageBlock) and other.block_id != made.id  # no keys: a different block
+    assert not other.written_by_server  # written here, with this environment's credentials
 
 
 def test_no_flow_storage_uses_the_default_else_local(client):
-    block, block_id = resolve_flow_storage(None, client)
-    assert isinstance(block, LocalStorageBlock) and block_id is None
+    storage = resolve_flow_storage(None, client)
+    assert isinstance(storage.block, LocalStorageBlock) and storage.block_id is None
     server_block = client.create_storage_block(ServerStorageBlock())
     client.set_default_storage_block(server_block.id)
-    block, block_id = resolve_flow_storage(None, client)
-    assert isinstance(block, ServerStorageBlock) and block_id == server_block.id
-    assert block.display_name == "Server Storage"
+    storage = resolve_flow_storage(None, client)
+    assert isinstance(storage.block, ServerStorageBlock) and storage.block_id == server_block.id
+    assert storage.label == "Server Storage"
 
 
 def test_secrets_are_masked_in_every_response(client, server, wire):
@@ -168,17 +172,18 @@ def test_invalid_configs_are_refused_without_echoing_secrets(client):
     with pytest.raises(exc.InvalidArgumentError, match="not a setting") as e:
         client.create_storage_block(block_type="server", config={"path": "/x"})
     with pytest.raises(exc.InvalidArgumentError, match="go together") as e:
-        client.create_storage_block(block_type="s3", config={"bucket": "b", "aws_secret_access_key": SECRET})
+        client.create_storage_block(block_type="s3", config={"bucket": "bkt", "aws_secret_access_key": SECRET})
     assert SECRET not in str(e.value)
     with pytest.raises(exc.InvalidArgumentError, match="must be a string") as e:
-        client.create_storage_block(block_type="s3", config={"bucket": "b", "aws_secret_access_key": 12345678,
+        client.create_storage_block(block_type="s3", config={"bucket": "bkt", "aws_secret_access_key": 12345678,
                                                              "aws_access_key_id": "k"})
     assert "12345678" not in str(e.value)
     assert client.list_storage_blocks() == []
 
 
 def test_delete_is_refused_while_a_deployment_uses_the_block(client):
-    block, block_id = resolve_flow_storage(ServerStorageBlock(), client)
+    storage = resolve_flow_storage(ServerStorageBlock(), client)
+    block, block_id = storage.block, storage.block_id
     dep, _ = client.create_deployment("d", flow_name="f", flow_data=blockstorage(block, block_id))
     with pytest.raises(exc.FailedPreconditionError, match="f/d") as e:
         client.delete_storage_block(block_id)
@@ -268,6 +273,66 @@ def test_upload_download_roundtrip_and_dedupe(client, server, wire):
     # Empty content is fine too.
     _, empty_sha = client.upload_flow_data(b"")
     assert client.download_flow_data(empty_sha) == b""
+
+
+def test_uploads_into_a_named_block(client):
+    """UploadFlowData with a storage_block_id: the server writes into server and
+    S3 blocks (S3: tests/test_s3_storage.py); a local block is the caller's folder."""
+    srv = client.create_storage_block(ServerStorageBlock())
+    fd, sha = client.upload_flow_data(b"x = 1\n", flow_name="f", filename="f.py", storage_block_id=srv.id)
+    assert json.loads(fd.blob)["block_id"] == srv.id and client.download_flow_data(sha) == b"x = 1\n"
+    local = client.create_storage_block(LocalStorageBlock(path="/srv/flows"))
+    with pytest.raises(exc.InvalidArgumentError, match="metadata.storage_block_id.*'local' block") as e:
+        client.upload_flow_data(b"y = 2\n", storage_block_id=local.id)
+    assert e.value.violations[0].field == "metadata.storage_block_id"
+    with pytest.raises(exc.NotFoundError, match="storage block"):
+        client.upload_flow_data(b"y = 2\n", storage_block_id="00000000-0000-4000-8000-000000000000")
+    with pytest.raises(exc.InvalidArgumentError, match="metadata.storage_block_id"):
+        client.upload_flow_data(b"y = 2\n", storage_block_id="not-a-uuid")
+    # An S3 block the server cannot reach: FAILED_PRECONDITION naming the place, never the keys.
+    keyed = client.create_storage_block(s3_block())
+    with pytest.raises(exc.FailedPreconditionError, match="cannot write flow code to s3://flows/team-a/") as e:
+        client.upload_flow_data(b"z = 3\n", storage_block_id=keyed.id, timeout=60)
+    assert e.value.reason == "STORAGE_WRITE_FAILED" and SECRET not in e.value.message
+
+
+def test_blocks_refuse_unknown_settings_and_bad_bucket_names(client):
+    with pytest.raises(exc.InvalidArgumentError,
+                       match=r"S3StorageBlock: endpont_url: unknown setting \(did you mean 'endpoint_url'\?\)"):
+        S3StorageBlock(bucket="flows", endpont_url="http://127.0.0.1:1")
+    with pytest.raises(exc.InvalidArgumentError, match="flow_storage: S3StorageBlock: endpont_url: unknown setting"):
+        resolve_flow_storage({"type": "s3", "bucket": "flows", "endpont_url": "http://127.0.0.1:1"}, client)
+    with pytest.raises(exc.InvalidArgumentError, match="LocalStorageBlock: folder: unknown setting"):
+        LocalStorageBlock(folder="/x")
+    for name, why in (("ab", "3 to 63"), ("My_Bucket", "lowercase"), ("a..b", "two dots"),
+                      ("192.168.5.4", "IP address"), ("-flows", "lowercase"), ("xn--flows", "'xn--'")):
+        with pytest.raises(exc.InvalidArgumentError, match=why) as e:
+            S3StorageBlock(bucket=name, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
+        assert SECRET not in str(e.value) and "not a valid S3 bucket name" in str(e.value)
+        with pytest.raises(exc.InvalidArgumentError, match=why) as e:
+            client.create_storage_block(block_type="s3", config={"bucket": name})
+        assert e.value.violations[0].field == "storage_block.config.bucket"
+    assert client.list_storage_blocks() == []
+    from flowdeck.blocks.storage import StorageError
+
+    assert issubclass(StorageError, exc.FlowdeckError)
+
+
+def test_a_failed_create_leaves_no_block_and_reports_nothing_created(server, client, flowdeck_home, tmp_path):
+    (tmp_path / "flow.py").write_text("from flowdeck import flow\n\n@flow\ndef hi(n: int = 1):\n    pass\n")
+    (tmp_path / "not-a-folder").write_text("a file")
+    (tmp_path / "d.yaml").write_text(
+        "name: first\nflow_location: flow.py\nflow_storage: {type: local, path: ./blocks}\n---\n"
+        "name: second\nflow_location: flow.py\nflow_storage: {type: local, path: ./not-a-folder/sub}\n")
+    kept = client.create_storage_block(ServerStorageBlock())  # there before: it stays
+    r = run_cli("deployment", "create", "d.yaml", cwd=tmp_path,
+                env={"FLOWDECK_API_URL": server.address, "FLOWDECK_HOME": str(flowdeck_home)})
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().startswith("Error: deployment spec 'second'") and "cannot write flow code" in r.stderr
+    assert "no deployment was created or changed" in r.stderr
+    assert "Created deployment" not in r.stdout and "Creating deployment 'second'" in r.stdout
+    assert client.list_deployments() == []
+    assert [b.id for b in client.list_storage_blocks()] == [kept.id]
 
 
 def test_server_storage_block_reads_what_it_wrote(client):
@@ -386,6 +451,12 @@ def test_storage_cli(server, flowdeck_home):
     assert "Deleted" in cli("storage", "delete", local["id"]).stdout
     r = cli("storage", "inspect", local["id"], ok=False)
     assert "not found" in r.stderr and "Traceback" not in r.stderr
-    r = cli("storage", "create", "s3", "--bucket", "x", "--aws-access-key-id", "only-id", ok=False)
+    r = cli("storage", "create", "s3", "--bucket", "flows", "--aws-access-key-id", "only-id", ok=False)
+    assert "Traceback" not in r.stderr
+    r = cli("storage", "create", "s3", "--bucket", "Flows_2024", ok=False)
+    assert r.stderr.strip() == ("Error: S3StorageBlock: bucket: 'Flows_2024' is not a valid S3 bucket name: must "
+                                "be lowercase letters, digits, dots and hyphens, beginning and ending with a letter "
+                                "or digit")
+    assert {b["id"] for b in json.loads(cli("storage", "ls", "--json").stdout)} == {made["id"], srv["id"]}
     for text in outputs:
         assert SECRET not in text and KEY_ID not in text

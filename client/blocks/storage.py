@@ -2,17 +2,25 @@
 
 Every block stores bytes under content-addressed keys (the SHA-256 of the data),
 so writing the same script twice stores it once and a key can never point
-outside the block.
+outside the block. A block refuses settings it does not have (a typo such as
+`endpont_url` is an error naming it, never silently dropped). A store that
+cannot be reached, written or read, or holds corrupt code, is a `StorageError`
+(a FlowdeckError: one line from the CLI); a key that is not there is a
+FileNotFoundError.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, PrivateAttr, SecretStr
+from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, ValidationError, field_validator
+
+from flowdeck.core.s3 import NOT_FOUND_CODES, bucket_name_problem, clean_prefix, error_code, object_key, put_content
+from flowdeck.exceptions import FailedPreconditionError, InvalidArgumentError, NotFoundError
 
 KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -27,15 +35,29 @@ def check_key(key: str) -> str:
     return key
 
 
+class StorageError(FailedPreconditionError):
+    """Flow code could not be written to or read from a storage block."""
+
+    reason = "STORAGE_ACCESS_FAILED"
+
+
 class StorageBlock(BaseModel):
     """Base of the storage blocks. `block_type` and `config()` identify a block:
     two instances with equal type and config are the same block."""
+
+    model_config = ConfigDict(extra="forbid")
 
     block_type: ClassVar[str] = ""
     # What the CLI calls it ("using S3 Storage").
     display_name: ClassVar[str] = "Storage"
     # Fields holding credentials: never in `config()`, flow data, logs or output.
     secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **data: Any):
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise InvalidArgumentError(f"{type(self).__name__}: {_problem(type(self), e)}") from None
 
     def config(self, include_secrets: bool = False) -> dict[str, Any]:
         """The block's settings. Without `include_secrets` (the default) secret
@@ -64,6 +86,19 @@ class StorageBlock(BaseModel):
         raise NotImplementedError
 
 
+def _problem(cls: type[StorageBlock], e: ValidationError) -> str:
+    """The first problem of a block's settings, naming the setting (never its value: it may be a secret)."""
+    err = e.errors()[0]
+    name = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+    if err.get("type") == "extra_forbidden":
+        close = difflib.get_close_matches(name, list(cls.model_fields), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"settings: {', '.join(cls.model_fields) or 'none'}"
+        return f"{name}: unknown setting ({hint})"
+    if err.get("type") == "missing":
+        return f"{name}: is required"
+    return f"{name}: {err.get('msg', 'is invalid').removeprefix('Value error, ')}"
+
+
 class LocalStorageBlock(StorageBlock):
     """A folder; default $FLOWDECK_HOME/storage."""
 
@@ -80,12 +115,15 @@ class LocalStorageBlock(StorageBlock):
     def write(self, data: bytes, *, flow_name: str = "", filename: str = "") -> str:
         key = content_key(data)
         folder = self.folder()
-        folder.mkdir(parents=True, exist_ok=True)
         target = folder / key
-        if not target.exists():
-            tmp = folder / f".{key}.{os.getpid()}.tmp"
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                tmp = folder / f".{key}.{os.getpid()}.tmp"
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
+        except OSError as e:
+            raise StorageError(f"cannot write flow code to {folder}: {e.strerror or e}") from None
         return key
 
     def read(self, key: str) -> bytes:
@@ -94,17 +132,11 @@ class LocalStorageBlock(StorageBlock):
             data = path.read_bytes()
         except FileNotFoundError:
             raise FileNotFoundError(f"flow code {key} is not in local storage at {self.folder()}") from None
+        except OSError as e:
+            raise StorageError(f"cannot read flow code from {path}: {e.strerror or e}") from None
         if content_key(data) != key:
-            raise ValueError(f"flow code {key} in {self.folder()} is corrupt (hash mismatch)")
+            raise StorageError(f"flow code {key} in {self.folder()} is corrupt (hash mismatch)")
         return data
-
-
-class StorageError(Exception):
-    """Flow code could not be written to or read from a storage block."""
-
-
-def _s3_prefix(value: str | None) -> str:
-    return (value or "").strip("/")
 
 
 class S3StorageBlock(StorageBlock):
@@ -136,9 +168,16 @@ class S3StorageBlock(StorageBlock):
             data["bucket"] = bucket
         super().__init__(**data)
 
+    @field_validator("bucket")
+    @classmethod
+    def _check_bucket(cls, value: str) -> str:
+        problem = bucket_name_problem(value)
+        if problem:
+            raise ValueError(f"{value!r} is not a valid S3 bucket name: {problem}")
+        return value
+
     def object_key(self, key: str) -> str:
-        prefix = _s3_prefix(self.prefix)
-        return f"{prefix}/{check_key(key)}" if prefix else check_key(key)
+        return object_key(self.prefix, check_key(key))
 
     def _client(self):
         if self._s3 is None:
@@ -166,17 +205,9 @@ class S3StorageBlock(StorageBlock):
         key = content_key(data)
         if key in self._known:
             return key
-        s3 = self._client()
         try:
-            try:
-                s3.head_object(Bucket=self.bucket, Key=self.object_key(key))
-                self._known.add(key)
-                return key  # content-addressed: already there
-            except ClientError as e:
-                if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-                    raise
-            s3.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=data)
-        except (ClientError, BotoCoreError) as e:
+            put_content(self._client(), self.bucket, self.object_key(key), data)
+        except (ClientError, BotoCoreError, ValueError) as e:
             raise StorageError(f"cannot write flow code to {self._where(key)}: {e}") from None
         self._known.add(key)
         return key
@@ -184,16 +215,17 @@ class S3StorageBlock(StorageBlock):
     def read(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        where = self._where(key)
         try:
             data = self._client().get_object(Bucket=self.bucket, Key=self.object_key(key))["Body"].read()
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                raise FileNotFoundError(f"flow code {key} is not in {self._where(key)}") from None
-            raise StorageError(f"cannot read flow code from {self._where(key)}: {e}") from None
-        except BotoCoreError as e:
-            raise StorageError(f"cannot read flow code from {self._where(key)}: {e}") from None
+            if error_code(e) in NOT_FOUND_CODES:
+                raise FileNotFoundError(f"flow code {key} is not in {where}") from None
+            raise StorageError(f"cannot read flow code from {where}: {e}") from None
+        except (BotoCoreError, ValueError) as e:
+            raise StorageError(f"cannot read flow code from {where}: {e}") from None
         if content_key(data) != key:
-            raise StorageError(f"flow code at {self._where(key)} is corrupt (hash mismatch)")
+            raise StorageError(f"flow code at {where} is corrupt (hash mismatch)")
         return data
 
 
@@ -223,8 +255,6 @@ class ServerStorageBlock(StorageBlock):
         return sha256
 
     def read(self, key: str) -> bytes:
-        from flowdeck.exceptions import NotFoundError
-
         try:
             return self.client().download_flow_data(check_key(key))
         except NotFoundError:
@@ -245,7 +275,7 @@ LEASED_CONFIG_ENV = "FLOWDECK_STORAGE_CONFIG_JSON"
 def _norm(config: dict) -> dict:
     out = {k: v for k, v in (config or {}).items() if v not in (None, "", MASK)}
     if "prefix" in out:
-        out["prefix"] = _s3_prefix(out["prefix"])
+        out["prefix"] = clean_prefix(out["prefix"])
         if not out["prefix"]:
             del out["prefix"]
     return out
@@ -279,12 +309,12 @@ def _leased_config(block_type: str, config: dict) -> dict:
 
 
 def block_from_config(block_type: str, config: dict | None = None) -> StorageBlock:
-    """A block instance from its type and settings (masked values are ignored)."""
+    """A block instance from its type and settings (masked values are ignored;
+    an unknown setting is an InvalidArgumentError naming it)."""
     cls = BLOCK_TYPES.get(block_type)
     if cls is None:
-        raise ValueError(f"unknown storage block type {block_type!r} (known: {', '.join(BLOCK_TYPES)})")
-    fields = cls.model_fields
-    return cls(**{k: v for k, v in _norm(config or {}).items() if k in fields})
+        raise InvalidArgumentError(f"unknown storage block type {block_type!r} (known: {', '.join(BLOCK_TYPES)})")
+    return cls(**_norm(config or {}))
 
 
 def block_from_document(block_type: str, block_config: dict | None = None, client: Any = None) -> StorageBlock:
@@ -311,14 +341,12 @@ def bind_client(block: StorageBlock, client: Any) -> StorageBlock:
     return block
 
 
-def default_block(client: Any) -> tuple[StorageBlock, str | None]:
+def default_block(client: Any):
     """The block new deployments use when their spec names none: the server's
-    default block and its id, else local file storage ($FLOWDECK_HOME/storage)
-    with id None."""
-    from flowdeck.exceptions import NotFoundError
-
+    default block and the server's record of it (a `flowdeck.models.StorageBlock`,
+    secrets masked), else local file storage ($FLOWDECK_HOME/storage) and None."""
     try:
         registered = client.get_default_storage_block()
     except NotFoundError:
         return LocalStorageBlock(), None
-    return block_from_document(registered.type, registered.config, client), registered.id
+    return block_from_document(registered.type, registered.config, client), registered

@@ -47,18 +47,48 @@ def ls(args) -> int:
 
 
 def inspect(args) -> int:
+    """Every property, the parameter schema as a table (in --json as it is
+    stored), and the runs agents hold. Loads no flow code."""
     from flowdeck.client import get_client
 
     client = get_client()
     dep = client.get_deployment_by_name(args.name)
     if args.json:
         output.print_json(dep)
-    else:
-        output.pretty(dep)
-        from flowdeck.cli.lease_info import print_deployment_leases
+        return 0
+    shown = output.to_json(dep)
+    del shown["parameter_schema"]
+    output.pretty(shown)
+    print_parameters(dep)
+    from flowdeck.cli.lease_info import print_deployment_leases
 
-        print_deployment_leases(client, dep)
+    print_deployment_leases(client, dep)
     return 0
+
+
+def print_parameters(dep) -> None:
+    """The parameter schema as a table: a run's value is the deployment's
+    default, else the flow's own."""
+    import json
+
+    from flowdeck.core.schema_values import properties, resolve, type_text
+
+    schema = dep.parameter_schema
+    if not schema:
+        output.console().print("Parameters: not checked by the server (the deployment has no parameter schema).",
+                               highlight=False)
+        return
+    required = set(schema.get("required") or ())
+    rows = []
+    for name, prop in properties(schema):
+        resolved = resolve(prop, schema)
+        default = dep.parameters[name] if name in dep.parameters else resolved.get("default", ...)
+        rows.append((name, type_text(prop, schema), "" if default is ... else json.dumps(default),
+                     "yes" if name in required else "", resolved.get("description", "")))
+    if not rows:
+        rows.append(("(none)", "", "", "", "the flow takes no parameters"))
+    title = "Parameters" + (" (others allowed)" if schema.get("additionalProperties") is not False else "")
+    output.table(title, ["name", "type", "default", "required", "description"], rows)
 
 
 def delete(args) -> int:

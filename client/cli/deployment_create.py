@@ -61,36 +61,21 @@ def print_progress(event) -> None:
 
 # -- parameters on the command line ---------------------------------------------------------
 
-def _json_or_string(raw: str):
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
+def read_value(schema: dict | None, name: str, raw: str):
+    """A --param value read by the parameter's type in the deployment's schema:
+    integer, number, boolean, JSON for arrays, objects and unions, the string
+    otherwise; JSON-or-string when the schema does not know the parameter.
+    What does not read as its type is sent as typed: the server refuses it
+    and says why."""
+    from flowdeck.core.schema_values import kind_of, properties, read
+
+    prop = dict(properties(schema)).get(name)
+    if prop is None:
+        return read(raw, "json")
+    return read(raw, *kind_of(prop, schema))
 
 
-def read_value(flow, name: str, raw: str):
-    """A --param value read by the parameter's annotation: kept as the string
-    when the annotation accepts it (`str`, `int` from "3", dates...), else
-    parsed as JSON (lists, mappings, null); JSON-or-string without one."""
-    if flow is None:
-        return _json_or_string(raw)
-    import inspect
-
-    from pydantic import ValidationError
-
-    if flow.annotation_of(name) is inspect.Parameter.empty:
-        return _json_or_string(raw)
-    adapter = flow._adapter(name)
-    if adapter is None:
-        return _json_or_string(raw)
-    try:
-        adapter.validate_python(raw)
-        return raw
-    except ValidationError:
-        return _json_or_string(raw)
-
-
-def parameter_overrides(args, flow) -> dict:
+def parameter_overrides(args, schema: dict | None) -> dict:
     from flowdeck.exceptions import InvalidArgumentError
 
     values: dict = {}
@@ -108,7 +93,7 @@ def parameter_overrides(args, flow) -> dict:
         if not sep or not key.strip():
             raise InvalidArgumentError(f"--param expects KEY=VALUE, got {item!r}")
         key = key.strip()
-        values[key] = read_value(flow, key, raw)
+        values[key] = read_value(schema, key, raw)
     return values
 
 
@@ -127,10 +112,9 @@ def _params_text(value: str) -> tuple[str, str]:
 
 
 def _checked(dep, flow, overrides: dict) -> dict:
-    """Validate the deployment's parameters with the overrides; return the
-    overrides as the JSON the server stores (coerced by the flow's types)."""
-    if flow is None:
-        return overrides
+    """Validate the deployment's parameters with the overrides by the flow's
+    signature; return the overrides as the JSON the server stores (coerced by
+    the flow's types)."""
     from flowdeck.engine import jsonable_parameters
 
     merged = {**dep.parameters, **overrides}
@@ -138,28 +122,15 @@ def _checked(dep, flow, overrides: dict) -> dict:
     return jsonable_parameters({k: validated[k] for k in overrides})
 
 
-def _deployment_and_flow(name: str, *, required: bool):
+def run(args) -> int:
+    """A run for an agent. Loads no flow code: the server checks the
+    parameters against the deployment's parameter schema."""
     from flowdeck.client import get_client
-    from flowdeck.exceptions import FlowdeckError
-    from flowdeck.flow_data import load_flow
 
     client = get_client()
-    dep = client.get_deployment_by_name(name)
-    try:
-        flow = load_flow(dep.flow_data, client)
-    except FlowdeckError as e:
-        if required:
-            raise type(e)(f"cannot load the flow of deployment {name!r}: {e.message}") from None
-        print(f"Warning: cannot load the flow of deployment {name!r} to check parameters ({e.message}); "
-              "values are read as JSON, else as strings.", file=sys.stderr)
-        flow = None
-    return client, dep, flow
-
-
-def run(args) -> int:
     start = start_time(args)
-    client, dep, flow = _deployment_and_flow(args.name, required=False)
-    overrides = _checked(dep, flow, parameter_overrides(args, flow))
+    dep = client.get_deployment_by_name(args.name)
+    overrides = parameter_overrides(args, dep.parameter_schema)
     flow_run = client.create_flow_run_from_deployment(deployment_id=dep.id, parameters=overrides,
                                                       expected_start_time=start)
     print(f"Created flow run {flow_run.name!r} ({flow_run.id}) for deployment {dep.full_name!r}.")
@@ -222,8 +193,18 @@ def queue_warning(client, flow_run) -> str:
 
 
 def execute(args) -> int:
-    client, dep, flow = _deployment_and_flow(args.name, required=True)
-    overrides = _checked(dep, flow, parameter_overrides(args, flow))
+    """Run the deployment's flow here: the one command that loads its code."""
+    from flowdeck.client import get_client
+    from flowdeck.exceptions import FlowdeckError
+    from flowdeck.flow_data import load_flow
+
+    client = get_client()
+    dep = client.get_deployment_by_name(args.name)
+    try:
+        flow = load_flow(dep.flow_data, client)
+    except FlowdeckError as e:
+        raise type(e)(f"cannot load the flow of deployment {args.name!r}: {e.message}") from None
+    overrides = _checked(dep, flow, parameter_overrides(args, dep.parameter_schema))
     from flowdeck.engine import execute_flow_run
 
     flow_run = client.create_flow_run_from_deployment(deployment_id=dep.id, parameters=overrides,

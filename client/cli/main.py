@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = dsub.add_parser(verb, help=text)
         p.add_argument("name", metavar="FLOW/DEPLOYMENT", help=DEPLOYMENT_HELP)
         p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                       help="a parameter value, read by the parameter's type (repeatable)")
+                       help="a parameter value, read by its type in the deployment's parameter schema "
+                            "(repeatable)")
         p.add_argument("--params", default=None, metavar="JSON|@FILE",
                        help="parameter values as a JSON object, or @file.json to read them from a file")
         p.set_defaults(func=f"flowdeck.cli.deployment_create:{verb}")

@@ -132,17 +132,20 @@ class FlowdeckClient:
         description: str = "",
         catchup: bool = False,
         max_lateness: float | dt.timedelta | None = None,
+        parameter_schema: dict | None = None,
     ) -> tuple[models.Deployment, bool]:
         """Create the deployment `name` of a flow (`flow_name` or `flow_id`), or
         update the one with the same flow and name. Returns (deployment, created).
 
         `schedule`: a `flowdeck.schedules` object or its dict; `flow_runner`: a
         `flowdeck.flow_runners` object or {"type", "config"}; `max_lateness` in
-        seconds or a timedelta."""
+        seconds or a timedelta; `parameter_schema`: the JSON Schema the server
+        checks runs' parameters against (`flowdeck.deployments.parameter_schema(flow)`)."""
         msg = msgs.deployment_message(
             name=name, flow_name=flow_name, flow_id=flow_id, flow_data=flow_data, schedule=schedule,
             is_schedule_active=is_schedule_active, parameters=parameters, tags=tags, flow_runner=flow_runner,
-            description=description, catchup=catchup, max_lateness=max_lateness)
+            description=description, catchup=catchup, max_lateness=max_lateness,
+            parameter_schema=parameter_schema)
         stub = self._stub(dgrpc.DeploymentServiceStub)
         resp = self._transport.mutate(stub.CreateDeployment, dpb.CreateDeploymentRequest(deployment=msg))
         return convert.deployment_from_pb(resp.deployment), resp.created
@@ -179,13 +182,15 @@ class FlowdeckClient:
         description: str = UNSET,
         catchup: bool = UNSET,
         max_lateness: float | dt.timedelta | None = UNSET,
+        parameter_schema: dict | None = UNSET,
     ) -> models.Deployment:
         """Change only the arguments given; `schedule=None` removes the
-        schedule, `max_lateness=None` the lateness bound."""
+        schedule, `max_lateness=None` the lateness bound, `parameter_schema=None`
+        the parameter checks."""
         fields = msgs.given(name=name, flow_data=flow_data, schedule=schedule,
                             is_schedule_active=is_schedule_active, parameters=parameters, tags=tags,
                             flow_runner=flow_runner, description=description, catchup=catchup,
-                            max_lateness=max_lateness)
+                            max_lateness=max_lateness, parameter_schema=parameter_schema)
         req = dpb.UpdateDeploymentRequest(deployment=msgs.deployment_message(id=deployment_id, **fields),
                                           update_mask=msgs.field_mask(fields))
         stub = self._stub(dgrpc.DeploymentServiceStub)
@@ -428,16 +433,19 @@ class FlowdeckClient:
 
     # -- flow data ---------------------------------------------------------------------
 
-    def upload_flow_data(self, data: bytes, *, flow_name: str = "", filename: str = "",
+    def upload_flow_data(self, data: bytes, *, flow_name: str = "", filename: str = "", storage_block_id: str = "",
                          timeout: float | None = None) -> tuple[models.FlowData, str]:
         """Store `data` on the server, content-addressed (the same bytes are
-        kept once). Returns (a "blockstorage" FlowData pointing at it, its
+        kept once), or with `storage_block_id` in that registered block
+        ("s3" or "server"), written by the server with the block's stored
+        credentials. Returns (a "blockstorage" FlowData pointing at it, its
         SHA-256). Retried like a read: storing the same content twice is harmless."""
         data = bytes(data)
         stub = self._stub(fdgrpc.FlowDataServiceStub)
 
         def upload(_request, timeout):
-            requests = msgs.upload_requests(data, flow_name=flow_name, filename=filename, chunk_size=FLOW_DATA_CHUNK)
+            requests = msgs.upload_requests(data, flow_name=flow_name, filename=filename, chunk_size=FLOW_DATA_CHUNK,
+                                            storage_block_id=storage_block_id)
             return stub.UploadFlowData(requests, timeout=timeout)
 
         budget = timeout or max(self.timeout, 30.0 + len(data) / (1024 * 1024))

@@ -58,6 +58,7 @@ def deployment_from_pb(msg) -> Deployment:
         schedule=schedule,
         is_schedule_active=msg.is_schedule_active if msg.HasField("is_schedule_active") else True,
         parameters=struct_dict(msg.parameters),
+        parameter_schema=struct_dict(msg.parameter_schema) if msg.HasField("parameter_schema") else None,
         tags=list(msg.tags),
         flow_runner=runner_from_pb(msg.flow_runner),
         description=msg.description,

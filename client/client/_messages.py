@@ -127,6 +127,8 @@ def deployment_message(id: str = "", **fields) -> c.Deployment:
     msg = c.Deployment(id=id, tags=list(fields.get("tags") or []),
                        **{k: fields[k] for k in _PLAIN_DEPLOYMENT_FIELDS if fields.get(k) is not None})
     msg.parameters.CopyFrom(struct(fields.get("parameters")))
+    if fields.get("parameter_schema"):
+        msg.parameter_schema.CopyFrom(struct(fields["parameter_schema"]))
     if fields.get("flow_data") is not None:
         msg.flow_data.CopyFrom(flow_data_message(fields["flow_data"]))
     sched = schedule_message(fields.get("schedule"))
@@ -190,10 +192,10 @@ def api_key_scope(scope: str) -> int:
             f"invalid scope {scope!r}: must be one of read, write, agent, admin", field="scope") from None
 
 
-def upload_requests(data: bytes, *, flow_name: str, filename: str,
-                    chunk_size: int) -> Iterator[fdpb.UploadFlowDataRequest]:
+def upload_requests(data: bytes, *, flow_name: str, filename: str, chunk_size: int,
+                    storage_block_id: str = "") -> Iterator[fdpb.UploadFlowDataRequest]:
     """An UploadFlowData stream: the metadata, then the bytes in chunks."""
-    yield fdpb.UploadFlowDataRequest(
-        metadata=fdpb.FlowDataMetadata(flow_name=flow_name, filename=filename, size=len(data)))
+    yield fdpb.UploadFlowDataRequest(metadata=fdpb.FlowDataMetadata(
+        flow_name=flow_name, filename=filename, size=len(data), storage_block_id=storage_block_id))
     for i in range(0, len(data), chunk_size):
         yield fdpb.UploadFlowDataRequest(chunk=data[i:i + chunk_size])

@@ -67,6 +67,8 @@ class Deployment(BaseModel):
     schedule: dict[str, Any] | None = None
     is_schedule_active: bool = True
     parameters: dict[str, Any] = Field(default_factory=dict)
+    # JSON Schema of the flow's parameters; None: the server does not check them.
+    parameter_schema: dict[str, Any] | None = None
     tags: list[str] = Field(default_factory=list)
     flow_runner: FlowRunnerSettings = Field(default_factory=FlowRunnerSettings)
     description: str = ""

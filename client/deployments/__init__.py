@@ -7,11 +7,14 @@
 
 `load_specs(path)` returns every spec a .py or .yaml file makes;
 `create_deployments(specs, client)` creates or updates their deployments, all
-or none; `plan_deployments(specs, client)` is the dry run.
+or none; `plan_deployments(specs, client)` is the dry run. Each deployment
+carries `parameter_schema(flow)`, the JSON Schema the server checks every
+run's parameters against.
 
 Modules: `spec` (the spec model), `loaders` (spec files), `plan` (specs
-resolved to flows and scripts), `storage` (where scripts are kept), `diff`
-(dry-run comparison), `apply` (create with undo, and the progress events).
+resolved to flows and scripts), `schema` (a flow's parameter schema),
+`storage` (where scripts are kept), `diff` (dry-run comparison), `apply`
+(create with undo, and the progress events).
 """
 from flowdeck.deployments.apply import (
     CreatingDeployment,
@@ -23,10 +26,11 @@ from flowdeck.deployments.apply import (
 )
 from flowdeck.deployments.errors import SpecError
 from flowdeck.deployments.loaders import file_kind, load_specs
+from flowdeck.deployments.schema import parameter_schema
 from flowdeck.deployments.spec import DeploymentSpec
 from flowdeck.flow_data import collecting
 
 __all__ = [
     "CreatingDeployment", "DeploymentApplied", "DeploymentSpec", "PlannedChange", "SpecError", "StoringScript",
-    "collecting", "create_deployments", "file_kind", "load_specs", "plan_deployments",
+    "collecting", "create_deployments", "file_kind", "load_specs", "parameter_schema", "plan_deployments",
 ]

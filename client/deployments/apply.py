@@ -9,6 +9,7 @@ classes below) to a `progress` callback; the CLI turns them into its lines.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import TYPE_CHECKING, Callable, Literal
 
@@ -68,7 +69,7 @@ def plan_deployments(specs: list["DeploymentSpec"], client=None) -> list[Planned
     that exists. Nothing is written or registered."""
     client = client or get_client()
     out = []
-    for plan, storage in _resolved(specs, client, dry_run=True):
+    for plan, storage in _resolved(specs, StorageResolver(client, dry_run=True)):
         storage.store(plan, write=False)
         existing = _existing(client, plan.full_name)
         if existing is None:
@@ -82,36 +83,53 @@ def plan_deployments(specs: list["DeploymentSpec"], client=None) -> list[Planned
 def create_deployments(specs: list["DeploymentSpec"], client=None, *,
                        progress: Progress | None = None) -> list[tuple[Deployment, bool]]:
     """Create or update a deployment per spec, all or none. Returns
-    [(deployment, created)] in the order of `specs`."""
+    [(deployment, created)] in the order of `specs`. When one fails, what was
+    done is undone (storage blocks it registered included) and no
+    DeploymentApplied event has been reported."""
     progress = progress or (lambda event: None)
     client = client or get_client()
+    resolve = StorageResolver(client, dry_run=False)
     done: list[tuple[Plan, Deployment, bool]] = []
-    written: set[tuple[int, str]] = set()
-    for plan, storage in _resolved(specs, client, dry_run=False):
-        spec = plan.spec
-        try:
-            plan.previous = _existing(client, plan.full_name)
-            progress(CreatingDeployment(spec.name, plan.flow.name, exists=plan.previous is not None))
-            first = (id(storage), plan.script) not in written
-            if first:
-                progress(StoringScript(plan.script, storage.label))
-            storage.store(plan, write=first)
-            written.add((id(storage), plan.script))
-            dep, created = client.create_deployment(spec.name, **plan.fields())
-        except FlowdeckError as e:
-            note = _undo_note(client, done)
-            raise type(e)(f"{spec.label()}: {e.message}{note}", reason=e.reason, metadata=e.metadata) from None
-        except Exception as e:  # noqa: BLE001 - e.g. a storage write failure
-            note = _undo_note(client, done)
-            raise SpecError(f"{spec.label()}: {type(e).__name__}: {e}{note}") from None
-        done.append((plan, dep, created))
+    try:
+        written: set[tuple[int, str]] = set()
+        for plan, storage in _resolved(specs, resolve):
+            try:
+                plan.previous = _existing(client, plan.full_name)
+                progress(CreatingDeployment(plan.spec.name, plan.flow.name, exists=plan.previous is not None))
+                done.append(_apply(plan, storage, client, progress, written))
+            except FlowdeckError as e:
+                raise _relabelled(e, f"{plan.spec.label()}: {e.message}") from None
+            except Exception as e:  # noqa: BLE001 - e.g. a storage write failure
+                raise SpecError(f"{plan.spec.label()}: {type(e).__name__}: {e}") from None
+    except FlowdeckError as e:
+        raise _relabelled(e, e.message + _undo_note(client, done, resolve.created)) from None
+    for _, dep, created in done:
         progress(DeploymentApplied(dep, created))
     return [(dep, created) for _, dep, created in done]
 
 
-def _resolved(specs, client, *, dry_run: bool) -> list[tuple[Plan, ScriptStorage]]:
+def _apply(plan: Plan, storage: ScriptStorage, client, progress: Progress,
+           written: set[tuple[int, str]]) -> tuple[Plan, Deployment, bool]:
+    """Store the plan's script (once per script and block) and create or update its deployment."""
+    first = (id(storage), plan.script) not in written
+    if first:
+        progress(StoringScript(plan.script, storage.label))
+    storage.store(plan, write=first)
+    written.add((id(storage), plan.script))
+    dep, created = client.create_deployment(plan.spec.name, **plan.fields())
+    return plan, dep, created
+
+
+def _relabelled(e: FlowdeckError, message: str) -> FlowdeckError:
+    """`e` with another message, keeping its class, reason, metadata and field violations."""
+    err = copy.copy(e)
+    err.message = message
+    err.args = (message,)
+    return err
+
+
+def _resolved(specs, resolve: StorageResolver) -> list[tuple[Plan, ScriptStorage]]:
     """Every spec planned and its storage resolved, before anything is created."""
-    resolve = StorageResolver(client, dry_run=dry_run)
     out = []
     for plan in prepare(specs):
         try:
@@ -128,8 +146,9 @@ def _existing(client, full_name: str) -> Deployment | None:
         return None
 
 
-def _undo_note(client, done: list[tuple[Plan, Deployment, bool]]) -> str:
-    """Delete what this run created and restore what it changed; say so when all of it was undone."""
+def _undo_note(client, done: list[tuple[Plan, Deployment, bool]], blocks: list[str]) -> str:
+    """Delete what this run created and restore what it changed, then the
+    storage blocks it registered; say so when all of it was undone."""
     ok = True
     for plan, dep, created in reversed(done):
         try:
@@ -140,4 +159,9 @@ def _undo_note(client, done: list[tuple[Plan, Deployment, bool]]) -> str:
                 client.create_deployment(prev.name, flow_name=prev.flow_name, **existing_fields(prev))
         except FlowdeckError:
             ok = False
+    for block_id in blocks:
+        try:
+            client.delete_storage_block(block_id)
+        except FlowdeckError:
+            ok = False  # e.g. another deployment took it up meanwhile: it stays, in use
     return "; no deployment was created or changed" if ok else ""

@@ -18,6 +18,7 @@ def existing_fields(dep: Deployment) -> dict[str, Any]:
         flow_data=dep.flow_data, schedule=dep.schedule, is_schedule_active=dep.is_schedule_active,
         parameters=dep.parameters, tags=dep.tags, flow_runner=dep.flow_runner.model_dump(),
         description=dep.description, catchup=dep.catchup, max_lateness=dep.max_lateness,
+        parameter_schema=dep.parameter_schema,
     )
 
 
@@ -59,4 +60,5 @@ def _normal(fields: dict[str, Any]) -> dict[str, Any]:
         "description": fields.get("description") or "",
         "catchup": bool(fields.get("catchup")),
         "max_lateness": float(lateness) if lateness is not None else None,
+        "parameter_schema": _plain(fields.get("parameter_schema")) or None,
     }

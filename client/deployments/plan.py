@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowdeck.core.structs import jsonable
 from flowdeck.deployments.errors import SpecError
+from flowdeck.deployments.schema import parameter_schema
 from flowdeck.exceptions import FlowdeckError
 from flowdeck.flow_data import FlowLoadError, display_path, exec_script, flows_in, pick_flow
 from flowdeck.flows import Flow, ParameterValidationError
@@ -25,6 +26,8 @@ class Plan:
         self.flow = flow
         self.script = script
         self.parameters = parameters
+        # What the server checks every run's parameters against.
+        self.parameter_schema = parameter_schema(flow)
         self.source_bytes = source_bytes
         self.flow_data: "FlowData | None" = None
         # What the deployment was before this plan was applied (None: it did not exist).
@@ -47,6 +50,7 @@ class Plan:
             description=s.description,
             catchup=s.catchup,
             max_lateness=s.max_lateness,
+            parameter_schema=self.parameter_schema,
         )
 
 

@@ -6,8 +6,11 @@ spec's `flow_storage` names, and the "blockstorage" FlowData pointing at it.
 - a block object (`flowdeck.blocks.storage`) or its YAML mapping
   {"type": "s3", "bucket": ...}: registered with the server (an equal type
   and config is the block already registered, so repeated deploys make one);
-- a block id: that block. The server never returns secrets, so writing uses
-  the block's public config plus credentials from this environment.
+- a block id: that block.
+A block whose credentials the server keeps (an S3 block registered with its
+keys) is written by the server (UploadFlowData with the block's id): the
+caller needs no keys, and the server never hands them out. Other blocks are
+written here, with this environment's credentials.
 A dry run registers nothing: a block object is matched to an equal
 registered block, if there is one.
 """
@@ -29,12 +32,22 @@ from flowdeck.models import StorageBlock as RegisteredBlock
 
 
 class ScriptStorage:
-    """A block flow scripts are written to, and its server id (None: a block
-    the server does not know, i.e. the default local one)."""
+    """A block flow scripts are written to, and what the server knows of it
+    (None: a block it does not know, i.e. the default local one)."""
 
-    def __init__(self, block: StorageBlock, block_id: str | None):
+    def __init__(self, block: StorageBlock, registered: RegisteredBlock | None, client=None):
         self.block = block
-        self.block_id = block_id
+        self.registered = registered
+        self.client = client
+
+    @property
+    def block_id(self) -> str | None:
+        return self.registered.id if self.registered is not None else None
+
+    @property
+    def written_by_server(self) -> bool:
+        """The server keeps the block's credentials (they come back masked): it writes."""
+        return self.registered is not None and MASK in self.registered.config.values()
 
     @property
     def label(self) -> str:
@@ -52,10 +65,14 @@ class ScriptStorage:
         """Point the plan's flow_data at its script in this block, writing the
         script unless `write` is false (its key is the content hash either way)."""
         data = plan.source_bytes
-        if write:
-            key = self.block.write(data, flow_name=plan.flow.name, filename=os.path.basename(plan.script))
-        else:
+        filename = os.path.basename(plan.script)
+        if not write:
             key = content_key(data)
+        elif self.written_by_server:
+            _, key = self.client.upload_flow_data(data, flow_name=plan.flow.name, filename=filename,
+                                                  storage_block_id=self.block_id)
+        else:
+            key = self.block.write(data, flow_name=plan.flow.name, filename=filename)
         plan.flow_data = blockstorage_flow_data(
             key=key, flow_name=plan.flow.name, filename=plan.script, block_id=self.block_id,
             block_type=self.block.block_type, block_config=self.blob_config())
@@ -69,17 +86,19 @@ def spec_block(value: StorageBlock | dict) -> StorageBlock:
         block_type = rest.pop("type", None) or rest.pop("block_type", None)
         try:
             value = block_from_config(block_type or "", rest)
-        except ValueError as e:
-            raise InvalidArgumentError(f"invalid flow_storage: {e}") from None
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"invalid flow_storage: {e.message}") from None
     if isinstance(value, LocalStorageBlock) and value.path:
         value = LocalStorageBlock(path=str(Path(value.path).expanduser().resolve()))
     return value
 
 
-def resolve_flow_storage(value: Any, client, *, dry_run: bool = False) -> tuple[StorageBlock, str | None]:
-    """What a spec's flow_storage means: (the block to write to, its server id)."""
+def resolve_flow_storage(value: Any, client, *, dry_run: bool = False) -> ScriptStorage:
+    """What a spec's flow_storage means: the block to write to and what the
+    server knows of it. A block object is registered (found, in a dry run)."""
     if value is None:
-        return default_block(client)
+        block, registered = default_block(client)
+        return ScriptStorage(block, registered, client)
     if isinstance(value, str):
         try:
             block_id = str(uuid.UUID(value.strip()))
@@ -87,29 +106,38 @@ def resolve_flow_storage(value: Any, client, *, dry_run: bool = False) -> tuple[
             raise InvalidArgumentError(
                 f"invalid flow_storage {value!r}: must be a storage block or the id of one") from None
         found = client.get_storage_block(block_id)
-        return block_from_document(found.type, found.config, client), found.id
+        return ScriptStorage(block_from_document(found.type, found.config, client), found, client)
     if isinstance(value, (dict, StorageBlock)):
         block = bind_client(spec_block(value), client)
-        if dry_run:
-            return block, _registered_id(client, block)
-        return block, client.create_storage_block(block).id
+        registered = _registered(client, block) if dry_run else client.create_storage_block(block)
+        return ScriptStorage(block, registered, client)
     raise InvalidArgumentError(
         f"invalid flow_storage of type {type(value).__name__}: must be a storage block or the id of one")
 
 
 class StorageResolver:
     """flow_storage values -> ScriptStorage, each distinct value once (a spec
-    file often names one block for many deployments)."""
+    file often names one block for many deployments). `created` lists the
+    blocks it registered that did not exist before (removed again when
+    applying the specs fails)."""
 
     def __init__(self, client, *, dry_run: bool):
         self.client = client
         self.dry_run = dry_run
+        self.created: list[str] = []
         self._known: dict[str, ScriptStorage] = {}
+        self._ids_before: set[str] | None = None
 
     def __call__(self, value: Any) -> ScriptStorage:
         key = self._key(value)
         if key not in self._known:
-            self._known[key] = ScriptStorage(*resolve_flow_storage(value, self.client, dry_run=self.dry_run))
+            registers = not self.dry_run and isinstance(value, (dict, StorageBlock))
+            if registers and self._ids_before is None:
+                self._ids_before = {b.id for b in self.client.list_storage_blocks(limit=None)}
+            storage = resolve_flow_storage(value, self.client, dry_run=self.dry_run)
+            if registers and storage.block_id not in self._ids_before:
+                self.created.append(storage.block_id)
+            self._known[key] = storage
         return self._known[key]
 
     @staticmethod
@@ -119,8 +147,8 @@ class StorageResolver:
         return json.dumps(value, sort_keys=True, default=str)
 
 
-def _registered_id(client, block: StorageBlock) -> str | None:
-    """The id of a registered block equal to `block` (dry runs), if any."""
+def _registered(client, block: StorageBlock) -> RegisteredBlock | None:
+    """A registered block equal to `block` (dry runs), if any."""
     want = {k: v for k, v in jsonable(block.public_config()).items() if v is not None}
     try:
         registered: list[RegisteredBlock] = client.list_storage_blocks(limit=None)
@@ -129,5 +157,5 @@ def _registered_id(client, block: StorageBlock) -> str | None:
     for known in registered:
         have = {k: v for k, v in known.config.items() if v not in (None, MASK)}
         if known.type == block.block_type and all(have.get(k) == v for k, v in want.items()):
-            return known.id
+            return known
     return None

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from flowdeck.v1 import common_pb2 as flowdeck_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#flowdeck/v1/flow_data_service.proto\x12\x0b\x66lowdeck.v1\x1a\x18\x66lowdeck/v1/common.proto\"E\n\x10\x46lowDataMetadata\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\"c\n\x15UploadFlowDataRequest\x12\x31\n\x08metadata\x18\x01 \x01(\x0b\x32\x1d.flowdeck.v1.FlowDataMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04kind\"q\n\x16UploadFlowDataResponse\x12(\n\tflow_data\x18\x01 \x01(\x0b\x32\x15.flowdeck.v1.FlowData\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\")\n\x17\x44ownloadFlowDataRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\")\n\x18\x44ownloadFlowDataResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x32\xd1\x01\n\x0f\x46lowDataService\x12[\n\x0eUploadFlowData\x12\".flowdeck.v1.UploadFlowDataRequest\x1a#.flowdeck.v1.UploadFlowDataResponse(\x01\x12\x61\n\x10\x44ownloadFlowData\x12$.flowdeck.v1.DownloadFlowDataRequest\x1a%.flowdeck.v1.DownloadFlowDataResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#flowdeck/v1/flow_data_service.proto\x12\x0b\x66lowdeck.v1\x1a\x18\x66lowdeck/v1/common.proto\"_\n\x10\x46lowDataMetadata\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x18\n\x10storage_block_id\x18\x04 \x01(\t\"c\n\x15UploadFlowDataRequest\x12\x31\n\x08metadata\x18\x01 \x01(\x0b\x32\x1d.flowdeck.v1.FlowDataMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04kind\"q\n\x16UploadFlowDataResponse\x12(\n\tflow_data\x18\x01 \x01(\x0b\x32\x15.flowdeck.v1.FlowData\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\")\n\x17\x44ownloadFlowDataRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\")\n\x18\x44ownloadFlowDataResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x32\xd1\x01\n\x0f\x46lowDataService\x12[\n\x0eUploadFlowData\x12\".flowdeck.v1.UploadFlowDataRequest\x1a#.flowdeck.v1.UploadFlowDataResponse(\x01\x12\x61\n\x10\x44ownloadFlowData\x12$.flowdeck.v1.DownloadFlowDataRequest\x1a%.flowdeck.v1.DownloadFlowDataResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,15 +33,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flowdeck.v1.flow_data_servi
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FLOWDATAMETADATA']._serialized_start=78
-  _globals['_FLOWDATAMETADATA']._serialized_end=147
-  _globals['_UPLOADFLOWDATAREQUEST']._serialized_start=149
-  _globals['_UPLOADFLOWDATAREQUEST']._serialized_end=248
-  _globals['_UPLOADFLOWDATARESPONSE']._serialized_start=250
-  _globals['_UPLOADFLOWDATARESPONSE']._serialized_end=363
-  _globals['_DOWNLOADFLOWDATAREQUEST']._serialized_start=365
-  _globals['_DOWNLOADFLOWDATAREQUEST']._serialized_end=406
-  _globals['_DOWNLOADFLOWDATARESPONSE']._serialized_start=408
-  _globals['_DOWNLOADFLOWDATARESPONSE']._serialized_end=449
-  _globals['_FLOWDATASERVICE']._serialized_start=452
-  _globals['_FLOWDATASERVICE']._serialized_end=661
+  _globals['_FLOWDATAMETADATA']._serialized_end=173
+  _globals['_UPLOADFLOWDATAREQUEST']._serialized_start=175
+  _globals['_UPLOADFLOWDATAREQUEST']._serialized_end=274
+  _globals['_UPLOADFLOWDATARESPONSE']._serialized_start=276
+  _globals['_UPLOADFLOWDATARESPONSE']._serialized_end=389
+  _globals['_DOWNLOADFLOWDATAREQUEST']._serialized_start=391
+  _globals['_DOWNLOADFLOWDATAREQUEST']._serialized_end=432
+  _globals['_DOWNLOADFLOWDATARESPONSE']._serialized_start=434
+  _globals['_DOWNLOADFLOWDATARESPONSE']._serialized_end=475
+  _globals['_FLOWDATASERVICE']._serialized_start=478
+  _globals['_FLOWDATASERVICE']._serialized_end=687
 # @@protoc_insertion_point(module_scope)

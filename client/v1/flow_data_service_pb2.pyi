@@ -7,14 +7,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FlowDataMetadata(_message.Message):
-    __slots__ = ("flow_name", "filename", "size")
+    __slots__ = ("flow_name", "filename", "size", "storage_block_id")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_BLOCK_ID_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     filename: str
     size: int
-    def __init__(self, flow_name: _Optional[str] = ..., filename: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+    storage_block_id: str
+    def __init__(self, flow_name: _Optional[str] = ..., filename: _Optional[str] = ..., size: _Optional[int] = ..., storage_block_id: _Optional[str] = ...) -> None: ...
 
 class UploadFlowDataRequest(_message.Message):
     __slots__ = ("metadata", "chunk")

@@ -52,7 +52,10 @@ class FlowDataServiceServicer:
     """
 
     def UploadFlowData(self, request_iterator, context):
-        """The first message carries metadata, the rest chunks.
+        """The first message carries metadata, the rest chunks. With a
+        storage_block_id the server writes the code into that block with the
+        block's stored credentials (so the caller needs none); otherwise the
+        server keeps it itself.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -219,6 +219,8 @@ def deployment_in(msg: c.Deployment, path: str = "deployment", *, for_create: bo
     inp.schedule = None if sched is None else sched.to_dict()
     inp.is_schedule_active = msg.is_schedule_active if msg.HasField("is_schedule_active") else True
     inp.parameters = struct_to_dict(msg.parameters, f"{path}.parameters")
+    if msg.HasField("parameter_schema"):
+        inp.parameter_schema = struct_to_dict(msg.parameter_schema, f"{path}.parameter_schema") or None
     inp.tags = tags(msg.tags, f"{path}.tags")
     inp.flow_runner_type = msg.flow_runner.type or "universal"
     inp.flow_runner_config = struct_to_dict(msg.flow_runner.config, f"{path}.flow_runner.config")
@@ -274,6 +276,8 @@ def deployment_out(row: DeploymentView) -> c.Deployment:
         msg.max_lateness.FromTimedelta(dt.timedelta(seconds=row.max_lateness_seconds))
     if row.next_run_time is not None:
         msg.next_run_time.CopyFrom(ts(row.next_run_time))
+    if row.parameter_schema:
+        msg.parameter_schema.CopyFrom(dict_to_struct(row.parameter_schema))
     return msg
 
 

@@ -2,8 +2,8 @@
 stores anything (RESOURCE_EXHAUSTED or INVALID_ARGUMENT naming the limit).
 
 Every request message is checked, one message at a time in a client stream,
-against the fields a limit applies to: tags (max_tags), parameters
-(max_parameters_bytes) and flow data (max_flow_data_bytes). Flow data sent in
+against the fields a limit applies to: tags (max_tags), parameters and
+parameter schemas (max_parameters_bytes) and flow data (max_flow_data_bytes). Flow data sent in
 pieces (UploadFlowData) adds up across the call, so an upload over the limit
 is refused while it streams in. The plan of which fields to look at is worked
 out once per message type.
@@ -35,7 +35,7 @@ def _plan(desc, stack: tuple = ()) -> list:
             plan.append(("tags", field, None))
         elif mt is None or mt.GetOptions().map_entry:
             continue
-        elif mt.full_name == "google.protobuf.Struct" and field.name == "parameters":
+        elif mt.full_name == "google.protobuf.Struct" and field.name in ("parameters", "parameter_schema"):
             plan.append(("parameters", field, None))
         elif mt.full_name == "flowdeck.v1.FlowData":
             plan.append(("flow_data", field, None))

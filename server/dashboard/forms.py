@@ -13,7 +13,8 @@ import dataclasses
 import json
 from typing import Any
 
-SCALARS = {"string", "integer", "number", "boolean"}
+from flowdeck.core.schema_values import as_text, kind_of, properties, read as read_text, resolve
+
 RAW = "__json__"  # the field name of the schema-less form
 
 
@@ -35,73 +36,25 @@ class Field:
 
     @property
     def choice_texts(self) -> list[str]:
-        return [_as_text(c, "enum") for c in self.choices]
-
-
-def _resolve(prop: dict, schema: dict) -> dict:
-    """Follow a local $ref (#/$defs/Name) once."""
-    ref = prop.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
-        target: Any = schema
-        for part in ref[2:].split("/"):
-            target = target.get(part, {}) if isinstance(target, dict) else {}
-        merged = dict(target) if isinstance(target, dict) else {}
-        merged.update({k: v for k, v in prop.items() if k != "$ref"})
-        return merged
-    return prop
-
-
-def _kind(prop: dict, schema: dict) -> tuple[str, list, bool]:
-    """(kind, choices, nullable) of one property."""
-    prop = _resolve(prop, schema)
-    nullable = False
-    options = prop.get("anyOf") or prop.get("oneOf")
-    if isinstance(options, list):
-        kept = [_resolve(o, schema) for o in options if isinstance(o, dict) and o.get("type") != "null"]
-        nullable = len(kept) < len(options)
-        if len(kept) != 1:
-            return "json", [], nullable
-        prop = kept[0]
-    if "enum" in prop and isinstance(prop["enum"], list):
-        return "enum", list(prop["enum"]), nullable
-    if "const" in prop:
-        return "enum", [prop["const"]], nullable
-    t = prop.get("type")
-    if isinstance(t, list):
-        nullable = nullable or "null" in t
-        t = [x for x in t if x != "null"]
-        t = t[0] if len(t) == 1 else None
-    return (t if t in SCALARS else "json"), [], nullable
-
-
-def _as_text(value: Any, kind: str) -> str:
-    if value is None:
-        return ""
-    if kind == "string" and isinstance(value, str):
-        return value
-    if kind == "boolean":
-        return "true" if value else "false"
-    if kind == "enum" and isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
+        return [as_text(c, "enum") for c in self.choices]
 
 
 def fields_for(schema: dict | None, defaults: dict) -> list[Field]:
-    """The form's fields: one per schema property, or one JSON object without a schema."""
-    props = schema.get("properties") if isinstance(schema, dict) else None
-    if not isinstance(props, dict):
+    """The form's fields: one per schema property (in the flow's order), or
+    one JSON object without a schema."""
+    props = properties(schema)
+    if not props:
         return [Field(RAW, "json", title="parameters (JSON object)",
                       text=json.dumps(defaults, indent=2, ensure_ascii=False, sort_keys=True))]
     required = set(schema.get("required") or ())
     out = []
-    for name, raw in props.items():
-        prop = raw if isinstance(raw, dict) else {}
-        kind, choices, nullable = _kind(prop, schema)
-        resolved = _resolve(prop, schema)
+    for name, prop in props:
+        kind, choices, nullable = kind_of(prop, schema)
+        resolved = resolve(prop, schema)
         value = defaults[name] if name in defaults else resolved.get("default")
         out.append(Field(name, kind, required=name in required, title=str(resolved.get("title") or ""),
                          description=str(resolved.get("description") or ""), choices=choices,
-                         text=_as_text(value, kind), nullable=nullable))
+                         text=as_text(value, kind), nullable=nullable))
     return out
 
 
@@ -111,27 +64,7 @@ def _read(field: Field, text: str) -> tuple[bool, Any]:
         if field.kind == "string" and field.required:
             return True, ""
         return (True, None) if field.nullable and not field.required else (False, None)
-    try:
-        if field.kind == "integer":
-            return True, int(text.strip())
-        if field.kind == "number":
-            n = float(text.strip())
-            return True, int(n) if n.is_integer() and "." not in text and "e" not in text.lower() else n
-        if field.kind == "boolean":
-            low = text.strip().lower()
-            if low in ("true", "false"):
-                return True, low == "true"
-            return True, text
-        if field.kind == "enum":
-            for choice in field.choices:
-                if _as_text(choice, "enum") == text:
-                    return True, choice
-            return True, text
-        if field.kind == "json":
-            return True, json.loads(text)
-    except ValueError:
-        return True, text
-    return True, text
+    return True, read_text(text, field.kind, field.choices, field.nullable)
 
 
 def read(fields: list[Field], form) -> tuple[dict, list[Field]]:

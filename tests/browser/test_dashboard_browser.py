@@ -40,9 +40,12 @@ def test_new_deployment_appears_then_quick_run_shows_the_run_live(page, flowdeck
     assert still_same_page(), "the row came live, without a reload"
     row.get_by_role("link", name="Quick Run").click()
     expect(page.locator("h1")).to_have_text("Quick Run")
-    params = page.locator("textarea")
-    expect(params).to_contain_text('"name": "world"')
-    params.fill('{"name": "Marvin", "times": 2, "wait": 3}')
+    # One field per parameter, from the deployment's parameter schema, the deployment's values filled in.
+    name = page.locator('.field[data-field="name"] input')
+    expect(name).to_have_value("world")
+    name.fill("Marvin")
+    page.locator('.field[data-field="times"] input').fill("2")
+    page.locator('.field[data-field="wait"] input').fill("3")
     page.get_by_role("button", name="Run").click()
     expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
     still_same_page = no_reload_marker(page)
@@ -55,7 +58,6 @@ def test_new_deployment_appears_then_quick_run_shows_the_run_live(page, flowdeck
     expect(page.locator("pre.json").first).to_contain_text('"name": "Marvin"')
 
 
-@pytest.mark.xfail(reason="needs server-side parameter schema (issue 12)", strict=False)
 def test_wrong_parameter_type_is_refused_next_to_its_field(page, flowdeck):
     flowdeck.deploy("""
         name: typed

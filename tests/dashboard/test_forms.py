@@ -77,7 +77,8 @@ def test_without_a_schema_one_json_object():
         _, fields = forms.read(forms.fields_for(None, {}), FormData([(forms.RAW, bad)]))
         assert fields[0].error.startswith(why)
     fields = forms.fields_for(None, {})
-    assert forms.place_errors(fields, [("parameters.times", "bad")]) == [] and fields[0].error == "parameters.times: bad"
+    assert forms.place_errors(fields, [("parameters.times", "bad")]) == []
+    assert fields[0].error == "parameters.times: bad"
 
 
 @pytest.mark.anyio

@@ -75,6 +75,18 @@ const source = [
   "",
 ].join("\n");
 const anchor = new Date("2024-01-01T00:00:00Z");
+// The JSON Schema of greet's parameters, written by hand as any client may:
+// the server checks every run's parameters against it.
+const parameterSchema = {
+  type: "object",
+  properties: {
+    name: { type: "string" },
+    times: { type: "integer", minimum: 1 },
+    nested: { anyOf: [{ type: "object" }, { type: "null" }] },
+  },
+  required: ["name"],
+  additionalProperties: false,
+};
 const created = await deployments.createDeployment({
   requestId: crypto.randomUUID(),
   deployment: {
@@ -85,6 +97,7 @@ const created = await deployments.createDeployment({
     parameters: { name: "Node", times: 2, nested: { list: [1, "two", true, null] } },
     tags: [tag, "polyglot"],
     flowRunner: { type: "subprocess", config: { env: { GREETING: "hi" } } },
+    parameterSchema,
   },
 });
 assert.equal(created.created, true);
@@ -102,6 +115,7 @@ assert.equal(dep.schedule.kind.value.interval.seconds, 3600n);
 assert.equal(dep.schedule.kind.value.timezone, "Europe/Berlin");
 assert.equal(timestampDate(dep.schedule.kind.value.anchorDate).toISOString(), anchor.toISOString());
 assert.equal(dep.isScheduleActive, true);
+assert.deepEqual(dep.parameterSchema, parameterSchema);
 const createdAt = timestampDate(dep.created);
 assert.ok(Math.abs(createdAt.getTime() - Date.now()) < 60_000, "created is a real timestamp");
 step("deployment-round-trip", { id: dep.id, created: createdAt.toISOString() });
@@ -190,4 +204,33 @@ assert.deepEqual(details.NOT_FOUND.violations, []);
 assert.equal(details.INVALID_ARGUMENT.reason, "INVALID_FIELD");
 assert.equal(details.INVALID_ARGUMENT.violations[0]?.field, "deployment.name");
 step("error-details", details);
+
+// 7. The server checks parameters against the schema: a wrong type, a missing
+// required parameter and an unknown one are refused with a BadRequest naming
+// each; no run is made. A good run is made with the values as given.
+const checked = (await deployments.createDeployment({
+  requestId: crypto.randomUUID(),
+  deployment: { name: "checked", flowName, flowData: dep.flowData, parameterSchema },
+})).deployment;
+const refusals = {};
+for (const [label, parameters] of [
+  ["wrong-type", { name: "x", times: "abc" }],
+  ["missing-required", { times: 1 }],
+  ["unknown", { name: "x", colour: "red" }],
+]) {
+  const e = await expectCode(Code.InvalidArgument, () => runs.createFlowRunFromDeployment({
+    deployment: { case: "deploymentId", value: checked.id }, parameters, requestId: crypto.randomUUID(),
+  }), "parameters.");
+  const { reason, violations } = statusDetails(e);
+  assert.equal(reason, "INVALID_PARAMETERS");
+  refusals[label] = violations;
+}
+const none = await runs.listFlowRuns({ deploymentId: checked.id });
+assert.equal(none.flowRuns.length, 0, "no run is created when parameters are refused");
+const good = await runs.createFlowRunFromDeployment({
+  deployment: { case: "deploymentId", value: checked.id }, parameters: { name: "Ada", times: 3 },
+  requestId: crypto.randomUUID(),
+});
+assert.deepEqual(good.parameters, { name: "Ada", times: 3 });
+step("parameter-violations", refusals);
 step("done");

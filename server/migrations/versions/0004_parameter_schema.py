@@ -1,0 +1,25 @@
+"""deployments.parameter_schema: the JSON Schema runs' parameters are checked against
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-30
+"""
+from alembic import op
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+revision = '0004'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('deployments', schema=None) as batch_op:
+        json_type = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
+        batch_op.add_column(sa.Column('parameter_schema', json_type, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('deployments', schema=None) as batch_op:
+        batch_op.drop_column('parameter_schema')
