@@ -314,11 +314,9 @@ def test_flow_stored_elsewhere_runs_where_the_script_does_not_exist(where, moto_
             run = c.get_flow_run(run_id)
             return run if run.state.is_terminal else None
 
-        run = wait_until(finished, lambda: "the run to finish; the agent said:
-"
+        run = wait_until(finished, lambda: "the run to finish; the agent said:\n"
                          + output().replace(SECRET, "<SECRET>"), timeout=90)
-        logs = "
-".join(rec.message for rec in c.list_logs(run_id))
+        logs = "\n".join(rec.message for rec in c.list_logs(run_id))
     agent_out = output()
     assert run.state.type == "COMPLETED", (run.state, agent_out.replace(SECRET, "<SECRET>"))
     assert greeting in logs
