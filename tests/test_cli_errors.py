@@ -10,16 +10,13 @@ import re
 import signal
 import socket
 import subprocess
-import sys
-import time
 
 import pytest
 
 from conftest import require_postgres
-from test_server_process import clean_env, start_server, stop
-from test_tls import pki  # noqa: F401 - the fixture
-
-BIN = pathlib.Path(sys.executable).parent
+from support.processes import BIN, ServerProcess, clean_env
+from support.waiting import wait_until
+from test_tls import _tls_credentials, pki  # noqa: F401 - the fixture
 # What gRPC's C core writes on its own: `E1129 02:07:29.862095   22596 add_port.cc:83] ...`.
 C_CORE_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\]", re.M)
 
@@ -57,10 +54,11 @@ def test_port_in_use(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        res = flowdeck("server", "start", "--port", str(port), env=clean_env(tmp_path / "home"))
+        # --no-ui: the dashboard's fixed default port (4301) may be taken on a shared machine.
+        res = flowdeck("server", "start", "--port", str(port), "--no-ui", env=clean_env(tmp_path / "home"))
         one_line_error(res, f"port {port} is already in use")
         # The C-core line is there when asked for: the check above can fail.
-        loud = flowdeck("server", "start", "--port", str(port),
+        loud = flowdeck("server", "start", "--port", str(port), "--no-ui",
                         env=clean_env(tmp_path / "home", GRPC_VERBOSITY="ERROR"))
         assert loud.returncode == 1 and C_CORE_LINE.search(loud.stderr), loud.stderr
 
@@ -164,33 +162,28 @@ def test_bad_cron_schedule_in_a_python_spec_names_file_and_line(tmp_path):
     assert line.startswith("Error: 'spec.py' at line 5: invalid schedule.cron.cron '61 * * * *'"), line
 
 
-def test_server_logs_no_c_core_lines_for_a_refused_handshake(tmp_path, pki):  # noqa: F811
+def test_server_logs_no_c_core_lines_for_a_refused_handshake(tmp_path, pki, server_process):  # noqa: F811
     """A plaintext client calling a TLS server: the server's log stays flowdeck's own."""
-    proc, address, _ = start_server(clean_env(tmp_path), "--no-scheduler", "--tls-cert", str(pki / "server.pem"),
-                                    "--tls-key", str(pki / "server-key.pem"))
-    try:
-        res = flowdeck("deployment", "ls", env=clean_env(tmp_path, FLOWDECK_API_URL=address,
-                                                         FLOWDECK_API_TIMEOUT="5"))
-        one_line_error(res, f"the flowdeck server at {address} closed the connection as soon as it opened")
-    finally:
-        code, err, _ = stop(proc)
-    assert code == 0, err
-    assert not C_CORE_LINE.search(err), err
+    server = server_process("--no-scheduler", "--tls-cert", str(pki / "server.pem"),
+                            "--tls-key", str(pki / "server-key.pem"), credentials=_tls_credentials(pki))
+    res = flowdeck("deployment", "ls", env=clean_env(tmp_path, FLOWDECK_API_URL=server.address,
+                                                     FLOWDECK_API_TIMEOUT="5"))
+    one_line_error(res, f"the flowdeck server at {server.address} closed the connection as soon as it opened")
+    assert server.stop() == 0, server.output()
+    assert not C_CORE_LINE.search(server.output()), server.output()
 
 
-def test_start_prints_how_to_point_a_client_and_no_alembic_lines(tmp_path):
-    proc = subprocess.Popen([str(BIN / "flowdeck"), "server", "start", "--port", "0", "--no-scheduler"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(tmp_path))
-    try:
-        first = proc.stdout.readline()
-        address = re.match(r"flowdeck server listening on (\S+)$", first.strip()).group(1)
-        lines = [proc.stdout.readline().strip() for _ in range(2)]
-        assert lines[1] == f"export FLOWDECK_API_URL={address}", lines
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    assert "alembic" not in err, err
-    assert "SERVING" in err
+def test_start_prints_how_to_point_a_client_and_no_alembic_lines(server_process):
+    server = server_process("--no-scheduler")
+    server.wait_for_output(f"export FLOWDECK_API_URL={server.address}")
+    lines = [line.strip() for line in server.stdout().splitlines()]
+    assert lines[0] == f"flowdeck server listening on {server.address}", lines
+    # (a dashboard line may come between: the hint is the two lines after "Point clients")
+    hint = lines.index("Point clients (the CLI, agents, get_client()) at it with:")
+    assert lines[hint + 1] == f"export FLOWDECK_API_URL={server.address}", lines
+    assert server.stop() == 0, server.output()
+    assert "alembic" not in server.output(), server.output()
+    assert "SERVING" in server.output()
 
 
 # -- a server the client cannot talk to ------------------------------------------------------
@@ -202,12 +195,11 @@ def _tls_env(home, address, pki, **files):  # noqa: F811
 
 @pytest.fixture(scope="module")
 def mtls_server(tmp_path_factory, pki):  # noqa: F811
-    home = tmp_path_factory.mktemp("mtls")
-    proc, address, _ = start_server(clean_env(home), "--no-scheduler", "--tls-cert", str(pki / "server.pem"),
-                                    "--tls-key", str(pki / "server-key.pem"), "--tls-client-ca", str(pki / "ca.pem"))
-    yield address, home
-    code, err, _ = stop(proc)
-    assert code == 0, err
+    server = ServerProcess(tmp_path_factory.mktemp("mtls"), "--no-scheduler", "--tls-cert", str(pki / "server.pem"),
+                           "--tls-key", str(pki / "server-key.pem"), "--tls-client-ca", str(pki / "ca.pem"),
+                           credentials=_tls_credentials(pki, client_cert=True))
+    yield server.start(), server.home
+    assert server.stop() == 0, server.output()
 
 
 def test_mutual_tls_without_a_client_certificate(mtls_server, pki):  # noqa: F811
@@ -243,16 +235,16 @@ def test_wrong_ca(mtls_server, pki, tmp_path):  # noqa: F811
     assert not line.endswith("OK") and not line.endswith("OK)"), line
 
 
-def test_a_server_that_does_not_answer(tmp_path):
-    proc, address, _ = start_server(clean_env(tmp_path), "--no-scheduler")
-    os.kill(proc.pid, signal.SIGSTOP)
+def test_a_server_that_does_not_answer(tmp_path, server_process):
+    server = server_process("--no-scheduler")
+    address = server.address
+    os.kill(server.proc.pid, signal.SIGSTOP)
     try:
         res = flowdeck("deployment", "ls", env=clean_env(tmp_path, FLOWDECK_API_URL=address, FLOWDECK_API_TIMEOUT="1"))
         one_line_error(res, f"the flowdeck server at {address} did not answer within 1s (tried 3 times)")
     finally:
-        os.kill(proc.pid, signal.SIGCONT)
-        code, err, _ = stop(proc)
-    assert code == 0, err
+        os.kill(server.proc.pid, signal.SIGCONT)
+    assert server.stop() == 0, server.output()
 
 
 def _request_waiting_at(port: int) -> bool:
@@ -272,13 +264,13 @@ def _request_waiting_at(port: int) -> bool:
     return False
 
 
-def test_a_server_killed_during_the_call(tmp_path):
+def test_a_server_killed_during_the_call(tmp_path, server_process):
     """`flow-run logs --follow` polls; the server is stopped, the next poll
     reaches it unread, and it is killed: the call's connection is lost."""
     from flowdeck.client import FlowdeckClient
 
-    proc, address, _ = start_server(clean_env(tmp_path), "--no-scheduler")
-    port = int(address.rsplit(":", 1)[1])
+    server = server_process("--no-scheduler")
+    address, port = server.address, server.port
     with FlowdeckClient(address, timeout=30) as c:
         run = c.create_flow_run(flow_name="doomed", state="RUNNING")
     follower = subprocess.Popen([str(BIN / "flowdeck"), "flow-run", "logs", run.id, "--follow"],
@@ -286,17 +278,14 @@ def test_a_server_killed_during_the_call(tmp_path):
                                 env=clean_env(tmp_path, FLOWDECK_API_URL=address))
     try:
         assert "No logs yet" in follower.stdout.readline()
-        os.kill(proc.pid, signal.SIGSTOP)
-        deadline = time.monotonic() + 60
-        while not _request_waiting_at(port):
-            assert time.monotonic() < deadline, "the follower's next call never reached the server"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        wait_until(lambda: _request_waiting_at(port), "the follower's next call to reach the server")
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.wait()
         out, err = follower.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
+        if server.proc.poll() is None:
+            os.kill(server.proc.pid, signal.SIGKILL)
         if follower.poll() is None:
             follower.kill()
     res = subprocess.CompletedProcess(follower.args, follower.returncode, "", err)

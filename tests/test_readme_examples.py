@@ -14,8 +14,8 @@ import sys
 import pytest
 
 from conftest import ROOT
-from test_server_process import clean_env, start_server, stop
-from test_tls import pki  # noqa: F401 - the fixture
+from support.processes import clean_env
+from test_tls import _tls_credentials, pki  # noqa: F401 - the fixture
 
 README = (ROOT / "README.md").read_text()
 BIN = os.path.dirname(sys.executable)
@@ -83,27 +83,20 @@ def _run_block(lines: list[str], address: str, env: dict, cwd) -> list[tuple[str
     return [(line, int((cwd / f"rc.{i}").read_text()), (cwd / f"out.{i}").read_text()) for i, line in enumerate(lines)]
 
 
-def _start_from(first: str, env: dict, cwd):
-    """Start the server as the example's first line does (on a free port)."""
+def _start_from(server_process, first: str, home, cwd, credentials=None):
+    """Start the server as the example's first line does (on a free port), in
+    `cwd` (the example's relative file names)."""
     assert first.startswith("flowdeck server start --port 4300 ") and first.endswith(" &"), first
     args = first[len("flowdeck server start --port 4300 "):-2].split()
-    old = os.getcwd()
-    os.chdir(cwd)  # the example's relative file names
-    try:
-        return start_server(env, *args)
-    finally:
-        os.chdir(old)
+    return server_process(*args, home=home, cwd=cwd, credentials=credentials)
 
 
-def test_api_key_example_talks_to_a_server_with_auth_on(tmp_path):
+def test_api_key_example_talks_to_a_server_with_auth_on(tmp_path, server_process):
     lines = indented_block("**API keys.**")
     env = clean_env(tmp_path / "home", PATH=f"{BIN}:{os.environ['PATH']}")
-    proc, address, _ = _start_from(lines[0], env, tmp_path)
-    try:
-        results = _run_block(lines[1:], address, env, tmp_path)
-    finally:
-        code, err, _ = stop(proc)
-    assert code == 0, err
+    server = _start_from(server_process, lines[0], tmp_path / "home", tmp_path)
+    results = _run_block(lines[1:], server.address, env, tmp_path)
+    assert server.stop() == 0, server.output()
     for line, rc, out in results:
         if "# Error:" in line:  # the example shows the call without a key failing
             assert rc == 1 and "this server requires an API key" in out, (line, out)
@@ -114,19 +107,17 @@ def test_api_key_example_talks_to_a_server_with_auth_on(tmp_path):
     assert "Revoked API key 'ci'" in results[-1][2]
 
 
-def test_mutual_tls_example_talks_to_a_tls_server(tmp_path, pki):  # noqa: F811
+def test_mutual_tls_example_talks_to_a_tls_server(tmp_path, pki, server_process):  # noqa: F811
     lines = indented_block("**TLS.**")
     env = clean_env(tmp_path / "home", PATH=f"{BIN}:{os.environ['PATH']}")
-    proc, address, _ = _start_from(lines[0], env, pki)
-    try:
-        results = _run_block(lines[1:], address, env, pki)
-        # Without the client certificate the same call is refused: the example needed it.
-        bare = subprocess.run([f"{BIN}/flowdeck", "deployment", "ls"], capture_output=True, text=True, timeout=60,
-                              env=clean_env(tmp_path, FLOWDECK_API_URL=address, FLOWDECK_API_TLS_CA=str(pki / "ca.pem")))
-        assert bare.returncode == 1 and "asks for a client certificate" in bare.stderr, bare.stderr
-    finally:
-        code, err, _ = stop(proc)
-    assert code == 0, err
+    server = _start_from(server_process, lines[0], tmp_path / "home", pki, _tls_credentials(pki, client_cert=True))
+    results = _run_block(lines[1:], server.address, env, pki)
+    # Without the client certificate the same call is refused: the example needed it.
+    bare = subprocess.run([f"{BIN}/flowdeck", "deployment", "ls"], capture_output=True, text=True, timeout=60,
+                          env=clean_env(tmp_path, FLOWDECK_API_URL=server.address,
+                                        FLOWDECK_API_TLS_CA=str(pki / "ca.pem")))
+    assert bare.returncode == 1 and "asks for a client certificate" in bare.stderr, bare.stderr
+    assert server.stop() == 0, server.output()
     for line, rc, out in results:
         assert rc == 0, (line, out)
     assert "No deployments." in results[-1][2]
@@ -135,7 +126,7 @@ def test_mutual_tls_example_talks_to_a_tls_server(tmp_path, pki):  # noqa: F811
 # -- the Node.js snippet --------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_node_snippet_works_in_an_empty_folder(tmp_path, database_url):
+def test_node_snippet_works_in_an_empty_folder(tmp_path, database_url, server_process):
     if not database_url.startswith("sqlite"):
         pytest.skip("one backend is enough for the snippet")
     node, npm = shutil.which("node"), shutil.which("npm")
@@ -153,19 +144,17 @@ def test_node_snippet_works_in_an_empty_folder(tmp_path, database_url):
     folder = tmp_path / "empty"
     folder.mkdir()
     (folder / "deploy.js").write_text(fenced_block("In an empty folder", "js"))
-    proc, address, _ = start_server(clean_env(tmp_path / "home"), "--no-scheduler")
-    try:
-        for step in steps:
-            if step.startswith("npm install "):
-                # The same versions, from the pinned tools (no registry in the suite).
-                (folder / "node_modules").symlink_to(ROOT / "tools" / "node_modules")
-                continue
-            command = re.sub(r"\s+#.*$", "", step).replace("/path/to/flowdeck", str(ROOT))
-            command = command.replace("127.0.0.1:4300", address)
-            res = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=folder, timeout=300,
-                                 env={**os.environ, "PYTHON": sys.executable})
-            assert res.returncode == 0, (command, res.stdout, res.stderr)
-        assert re.fullmatch(r"created deployment etl/daily \([0-9a-f-]{36}\)\n", res.stdout), res.stdout
-    finally:
-        code, err, _ = stop(proc)
-    assert code == 0, err
+    server = server_process("--no-scheduler", home=tmp_path / "home")
+    address = server.address
+    for step in steps:
+        if step.startswith("npm install "):
+            # The same versions, from the pinned tools (no registry in the suite).
+            (folder / "node_modules").symlink_to(ROOT / "tools" / "node_modules")
+            continue
+        command = re.sub(r"\s+#.*$", "", step).replace("/path/to/flowdeck", str(ROOT))
+        command = command.replace("127.0.0.1:4300", address)
+        res = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=folder, timeout=300,
+                             env={**os.environ, "PYTHON": sys.executable})
+        assert res.returncode == 0, (command, res.stdout, res.stderr)
+    assert re.fullmatch(r"created deployment etl/daily \([0-9a-f-]{36}\)\n", res.stdout), res.stdout
+    assert server.stop() == 0, server.output()

@@ -4,15 +4,12 @@ grace is, and that a second Ctrl-C forces it."""
 from __future__ import annotations
 
 import os
-import selectors
 import signal
-import time
 
 import grpc
 import pytest
 
 from conftest import run_cli
-from test_server_process import clean_env, start_server
 
 
 def test_last_admin_key_is_not_revoked_without_force(auth_client, api_keys):
@@ -47,58 +44,40 @@ def test_cli_revoke_of_the_last_admin_key(auth_server, api_keys, database_url):
     assert "Revoked API key 'test-admin'" in res.stdout
 
 
-def _wait_for_line(stream, text: str, timeout: float = 60) -> str:
-    """Read `stream` line by line until one holds `text`; return everything read."""
-    sel = selectors.DefaultSelector()
-    sel.register(stream, selectors.EVENT_READ)
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sel.select(timeout=1):
-            line = stream.readline()
-            seen += line
-            if text in line:
-                return seen
-            if not line:
-                break
-    raise AssertionError(f"{text!r} never came:\n{seen}")
-
-
-def test_ctrl_c_says_the_grace_and_a_second_forces(tmp_path):
+def test_ctrl_c_says_the_grace_and_a_second_forces(server_process):
     """A download the test does not read keeps a call in flight, so the
     server waits out its grace until the second Ctrl-C."""
     from flowdeck.client import FlowdeckClient
     from flowdeck.v1 import flow_data_service_pb2 as fpb
     from flowdeck.v1 import flow_data_service_pb2_grpc as fgrpc
 
-    proc, address, _ = start_server(clean_env(tmp_path, FLOWDECK_SHUTDOWN_GRACE="60"), "--no-scheduler")
-    channel = grpc.insecure_channel(address)
+    server = server_process("--no-scheduler", env={"FLOWDECK_SHUTDOWN_GRACE": "60"})
+    channel = grpc.insecure_channel(server.address)
     try:
-        with FlowdeckClient(address, timeout=60) as c:
+        with FlowdeckClient(server.address, timeout=60) as c:
             _, sha = c.upload_flow_data(os.urandom(32 * 1024 * 1024), flow_name="big")
         download = fgrpc.FlowDataServiceStub(channel).DownloadFlowData(fpb.DownloadFlowDataRequest(sha256=sha),
                                                                         timeout=120)
         assert next(download).chunk  # the call is in the server's hands; the rest waits on this reader
-        proc.send_signal(signal.SIGINT)
-        first = _wait_for_line(proc.stderr, "shutting down")
+        server.proc.send_signal(signal.SIGINT)
+        first = server.wait_for_output("shutting down")
         assert "in-flight calls get up to 60s to finish (Ctrl-C again to force)" in first, first
-        assert proc.poll() is None
-        proc.send_signal(signal.SIGINT)
-        second = _wait_for_line(proc.stderr, "forcing shutdown")
-        assert "cancelling in-flight calls now" in second
-        rest = proc.communicate(timeout=30)[1]
+        assert server.proc.poll() is None
+        server.proc.send_signal(signal.SIGINT)
+        second = server.wait_for_output("forcing shutdown")
+        assert "cancelling in-flight calls now" in second, second
+        code = server.wait()
     finally:
         channel.close()
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0
-    assert "grace period is over" not in first + second + rest and "Traceback" not in first + second + rest
-    assert "flowdeck server stopped" in rest
+    out = server.output()
+    assert code == 0, out
+    assert "grace period is over" not in out and "Traceback" not in out, out
+    assert "flowdeck server stopped" in out, out
 
 
-def test_interrupted_server_without_calls_in_flight_stops_at_once(tmp_path):
-    proc, _, _ = start_server(clean_env(tmp_path, FLOWDECK_SHUTDOWN_GRACE="60"), "--no-scheduler")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0
-    assert "in-flight calls get up to 60s to finish" in err and "forcing" not in err
+def test_interrupted_server_without_calls_in_flight_stops_at_once(server_process):
+    server = server_process("--no-scheduler", env={"FLOWDECK_SHUTDOWN_GRACE": "60"})
+    server.proc.send_signal(signal.SIGINT)
+    assert server.wait() == 0, server.output()
+    out = server.output()
+    assert "in-flight calls get up to 60s to finish" in out and "forcing" not in out, out

@@ -303,6 +303,7 @@ def test_run_counts_per_queue_in_one_query(db):
     from flowdeck.server import deployments, flow_runs, work_queues
     from flowdeck.server.deployments import DeploymentInput
     from flowdeck.server.flow_runs import StateInput
+    from flowdeck.server.models import FlowRunRow
     from flowdeck.server.work_queues import WorkQueueInput
 
     with db.write() as s:
@@ -313,9 +314,9 @@ def test_run_counts_per_queue_in_one_query(db):
         q_none = work_queues.create(s, WorkQueueInput(name="gpu", flow_runner_types=["subprocess"]))
 
         def run(dep, state="SCHEDULED", name="", queue=None):
-            row = flow_runs.create_from_deployment(s, deployment_id=dep.id, state=StateInput(state, name))
-            row.work_queue_id = queue.id if queue else None
-            return row
+            # The view is read-only: the lease's queue is set on the stored row.
+            view = flow_runs.create_from_deployment(s, deployment_id=dep.id, state=StateInput(state, name))
+            s.get(FlowRunRow, view.id).work_queue_id = queue.id if queue else None
 
         run(prod, name="Late")
         run(prod, name="Late")

@@ -11,6 +11,8 @@ import sys
 import threading
 from collections.abc import Mapping
 
+from .waiting import wait_until
+
 BIN = pathlib.Path(sys.executable).parent
 LISTENING = re.compile(r"^flowdeck server listening on (\S+):(\d+)$")
 
@@ -41,7 +43,8 @@ class ServerProcess:
 
     `start()` runs it on port 0 (a restart keeps the port it got), reads the address from its "listening on" line, waits until the
     health service says SERVING and returns "host:port". stdout and stderr go
-    to `log_path`, which `output()` reads for failure messages. `args` are more
+    to `log_path`, which `output()` reads (`stdout()`: what it printed on stdout
+    alone); `wait_for_output()` waits for a line to come. `args` are more
     command-line flags (--auth, --tls-cert ..., --no-scheduler); `env` are more
     environment variables over a clean one (no FLOWDECK_* from the test run);
     `credentials` are what the health check needs against a TLS server.
@@ -64,6 +67,7 @@ class ServerProcess:
         self.log_path = self.tmp / "server.log"
         self.proc: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
+        self._stdout: list[str] = []
 
     def start(self, timeout: float = 60) -> str:
         self.address = ""
@@ -88,6 +92,7 @@ class ServerProcess:
         """Copy the server's stdout to the log; note the address on the way."""
         with open(self.log_path, "a") as log:
             for line in proc.stdout:
+                self._stdout.append(line)
                 log.write(line)
                 log.flush()
                 m = LISTENING.match(line.strip())
@@ -122,10 +127,39 @@ class ServerProcess:
         """SIGTERM, then a kill after `timeout` s; the exit code (0: graceful)."""
         if self.proc is None:
             return 0
-        code = stop_process(self.proc, timeout)
+        stop_process(self.proc, timeout)
+        return self.wait()
+
+    def wait(self, timeout: float = 30) -> int:
+        """Until the process ends by itself (a signal the test sent, a kill);
+        its exit code, with all it printed in `output()`."""
+        code = self.proc.wait(timeout)
         if self._reader is not None:
             self._reader.join(timeout=10)
         return code
 
     def output(self) -> str:
+        """Everything the server printed, stdout and stderr, in one log."""
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def stdout(self) -> str:
+        """What the server printed on stdout (the listening line, the client hint)."""
+        return "".join(self._stdout)
+
+    def wait_for_output(self, text: str, timeout: float = 60) -> str:
+        """Until `text` is in `output()`, which is returned; fails at once when
+        the process ends without printing it."""
+        def printed() -> str | None:
+            out = self.output()
+            if text in out:
+                return out
+            if self.proc.poll() is not None:
+                self.wait()  # the rest of its stdout is in the log
+                out = self.output()
+                if text in out:
+                    return out
+                raise AssertionError(f"the server exited ({self.proc.returncode}) without printing "
+                                     f"{text!r}:\n{out}")
+            return None
+
+        return wait_until(printed, lambda: f"{text!r} from the server:\n{self.output()}", timeout)
