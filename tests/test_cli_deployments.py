@@ -142,9 +142,12 @@ def test_inspect_shows_the_parameter_schema(cli, client, tmp_path):
     (tmp_path / "greet.py").unlink()  # inspect loads no flow code
     out = ok(cli("deployment", "inspect", "greet/d"))
     assert "parameter_schema" not in out
-    table = out[out.index("Parameters"):]
-    rows = [[cell.strip() for cell in line.strip().strip("│").split("│")]
-            for line in table.splitlines() if line.startswith("│")]
+    lines = out[out.index("Parameters"):].splitlines()
+    header, body = lines[1], lines[3:]
+    starts = [header.index(h) for h in ("name", "type", "default", "required", "description")]
+    ends = starts[1:] + [None]
+    body = body[:next(i for i, line in enumerate(body) if line.startswith("No runs"))]
+    rows = [[line[a:b].strip() for a, b in zip(starts, ends)] for line in body]
     assert rows == [
         ["name", "string", "", "yes", "Who to greet."],
         ["times", "integer", "3", "", "How often."],

@@ -21,6 +21,8 @@ def _schedule_text(schedule: dict | None) -> str:
     return f"{text} ({tz})" if tz else text
 
 
+PARAMETER_COLUMNS = [Column("name", "key"), Column("type", "fixed"), Column("default", "text", drop=2),
+                     Column("required", "fixed"), Column("description", "text", drop=1)]
 COLUMNS = [Column("flow/deployment", "key"), Column("id", "id"), Column("schedule", "text", drop=3),
            Column("next run", "fixed", drop=2), Column("tags", "text", drop=1)]
 
@@ -88,7 +90,7 @@ def print_parameters(dep) -> None:
     if not rows:
         rows.append(("(none)", "", "", "", "the flow takes no parameters"))
     title = "Parameters" + (" (others allowed)" if schema.get("additionalProperties") is not False else "")
-    output.table(title, ["name", "type", "default", "required", "description"], rows)
+    output.table(title, PARAMETER_COLUMNS, rows)
 
 
 def delete(args) -> int:
