@@ -11,7 +11,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from flowdeck.server import loops
+from flowdeck.core import logs
+from flowdeck.server import loops, metrics
 from flowdeck.server.api.agent_servicer import AgentServicer
 from flowdeck.server.api.api_key_servicer import ApiKeyServicer
 from flowdeck.server.api.auth import AuthInterceptor
@@ -24,6 +25,8 @@ from flowdeck.server.api.flow_data_servicer import FlowDataServicer
 from flowdeck.server.api.storage_servicer import StorageServicer
 from flowdeck.server.api.interceptors import ErrorInterceptor
 from flowdeck.server.api.log_servicer import LogServicer
+from flowdeck.server.api.metrics_http import metrics_app
+from flowdeck.server.api.observe import MetricsInterceptor, tracing_interceptors
 from flowdeck.server.api.schedule_servicer import ScheduleServicer
 from flowdeck.server.api.work_queue_servicer import WorkQueueServicer
 from flowdeck.server.db import Database
@@ -94,8 +97,11 @@ class FlowdeckServer:
         events = Events()
         events.loop = asyncio.get_running_loop()
         self.app = AppContext(db=self.db, settings=s, events=events)
+        if s.metrics:
+            metrics.watch_database(self.db)
+        observed = [MetricsInterceptor()] if s.metrics else []
         self.grpc = grpc.aio.server(
-            interceptors=[AuthInterceptor(self.app.security), ErrorInterceptor()],
+            interceptors=[*observed, AuthInterceptor(self.app.security), *tracing_interceptors(), ErrorInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", s.max_request_bytes),
                 # Find dead peers (agents gone without closing their streams).
@@ -156,11 +162,8 @@ class FlowdeckServer:
         log.info("flowdeck server stopped")
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+def configure_logging(level: str, fmt: str = "text") -> None:
+    logs.configure(level, fmt)
 
 
 def serve_forever(settings: Settings) -> None:
@@ -173,21 +176,25 @@ def serve_forever(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        dashboard = None
-        if settings.ui:
+        http = None
+        if settings.ui or settings.metrics:
             from flowdeck.server.dashboard.serve import DashboardServer
 
-            dashboard = DashboardServer(settings)  # binds now: a busy port fails before the API starts
-        server = FlowdeckServer(settings, local_address=dashboard.api_address if dashboard else "")
+            http = DashboardServer(settings)  # binds now: a busy port fails before the API starts
+        server = FlowdeckServer(settings, local_address=http.api_address if http and settings.ui else "")
         await server.start()
         print(f"flowdeck server listening on {settings.host}:{server.port}", flush=True)
-        if dashboard:
-            dashboard.start()
-            print(f"dashboard: {dashboard.url}", flush=True)
+        if http:
+            http.start(metrics=metrics_app(server.app.security, loop, public=settings.metrics_public)
+                       if settings.metrics else None)
+            if settings.ui:
+                print(f"dashboard: {http.url}", flush=True)
+            if settings.metrics:
+                print(f"metrics: {http.url}metrics", flush=True)
         await stop.wait()
         log.info("shutting down: letting in-flight calls finish")
-        if dashboard:
-            await asyncio.to_thread(dashboard.stop)
+        if http:
+            await asyncio.to_thread(http.stop)
         await server.stop()
 
     asyncio.run(main())
