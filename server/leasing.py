@@ -74,7 +74,7 @@ def _leases(s: Session, run_ids: list[str], now: dt.datetime, traced: bool) -> l
             runs[row.id] = FlowRunView(*row)
         if traced:
             traces.update(s.execute(select(FlowRunRow.id, FlowRunRow.trace_context).where(
-                FlowRunRow.id.in_(chunk), FlowRunRow.trace_context.is_not(None))).tuples())
+                FlowRunRow.id.in_(chunk), FlowRunRow.trace_context.is_not(None))).all())
     deps: dict[str, DeploymentView] = {}
     for chunk in _chunks(list({r.deployment_id for r in runs.values() if r.deployment_id})):
         for row in s.execute(DEPLOYMENTS_STORED.where(DeploymentRow.id.in_(chunk))):

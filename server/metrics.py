@@ -46,6 +46,8 @@ DISPATCH_SECONDS = Histogram(
 LEASE_EXPIRATIONS = Counter(
     "flowdeck_lease_expirations_total", "Leases that lapsed (the agent stopped heartbeating), by what the run became.",
     ["state"])
+for _state in (states.SCHEDULED, states.CRASHED, states.CANCELLED):  # shown at 0 from the start
+    LEASE_EXPIRATIONS.labels(_state)
 FENCED_REPORTS = Counter(
     "flowdeck_fenced_reports_total", "State reports refused for a stale fencing token (the lease was lost).")
 SCHEDULER_SECONDS = Histogram(

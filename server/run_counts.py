@@ -32,7 +32,7 @@ def count(s: Session, now: dt.datetime, late_after_seconds: float) -> RunCounts:
     by_state = dict.fromkeys(ACTIVE_STATES, 0)
     by_state.update(s.execute(
         select(FlowRunRow.state_type, func.count()).where(FlowRunRow.state_type.in_(ACTIVE_STATES))
-        .group_by(FlowRunRow.state_type)).tuples())
+        .group_by(FlowRunRow.state_type)).all())
     late = s.scalar(select(func.count()).select_from(FlowRunRow).where(
         FlowRunRow.state_type == states.SCHEDULED,
         FlowRunRow.expected_start_time < now - dt.timedelta(seconds=late_after_seconds))) or 0
@@ -48,4 +48,4 @@ def count(s: Session, now: dt.datetime, late_after_seconds: float) -> RunCounts:
 
 def queue_names(s: Session, ids: list[str]) -> dict[str, str]:
     """id -> name of these work queues (deleted ones are missing)."""
-    return dict(s.execute(select(WorkQueueRow.id, WorkQueueRow.name).where(WorkQueueRow.id.in_(ids))).tuples())
+    return dict(s.execute(select(WorkQueueRow.id, WorkQueueRow.name).where(WorkQueueRow.id.in_(ids))).all())
