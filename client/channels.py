@@ -129,5 +129,6 @@ def traced(channel: grpc.Channel) -> grpc.Channel:
     if not telemetry.ensure_tracing("flowdeck-client"):
         return channel
     from opentelemetry.instrumentation.grpc import client_interceptor
+    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 
-    return grpc.intercept_channel(channel, client_interceptor())
+    return intercept_channel(channel, client_interceptor())
