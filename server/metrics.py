@@ -71,6 +71,12 @@ def _count(events: Iterable[tuple[str, str, str]]) -> None:
         RUN_EVENTS.update(events)
 
 
+def run_events() -> dict[tuple[str, str, str], int]:
+    """A copy of RUN_EVENTS, for a scrape."""
+    with _events_lock:
+        return dict(RUN_EVENTS)
+
+
 def _event_for(state_type: str, queue_id: str | None) -> tuple[str, str, str] | None:
     if state_type == states.RUNNING:
         return (STARTED, "", queue_id or "")

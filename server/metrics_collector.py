@@ -10,6 +10,7 @@ default) are summed.
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 
 from prometheus_client import REGISTRY
@@ -18,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from flowdeck.server import metrics, run_counts
 
+log = logging.getLogger("flowdeck.server.metrics")
 NO_QUEUE = ""  # runs never leased (cancelled while SCHEDULED, run in place)
 DELETED_QUEUE = "(deleted)"
 
@@ -62,17 +64,24 @@ class ServerCollector(Collector):
         return self.names.get(queue_id) or DELETED_QUEUE
 
     def _resolve(self, watched: list[Watched], ids) -> None:
-        """Look up queues a scrape does not know yet (made since the last count)."""
+        """Look up queues a scrape does not know yet (made since the last
+        count); one it cannot find is deleted. A database that does not answer
+        leaves them unnamed for this scrape, which goes on."""
         unknown = [i for i in ids if i and i not in self.names]
-        if unknown and watched:
+        if not unknown or not watched:
+            return
+        try:
             with watched[0].db.read() as s:
-                self.names.update(run_counts.queue_names(s, unknown))
+                found = run_counts.queue_names(s, unknown)
+        except Exception as e:  # noqa: BLE001 - metrics must not fail with the database
+            log.warning("metrics: could not name work queues: %s", type(e).__name__)
+            return
+        self.names.update({i: found.get(i, DELETED_QUEUE) for i in unknown})
 
     def collect(self):
         with self.lock:
             watched = list(self.watched)
-        with metrics._events_lock:
-            events = dict(metrics.RUN_EVENTS)
+        events = metrics.run_events()
         conns = [c for w in watched for c in list(w.dispatcher.conns.values()) if not c.closed]
         self._resolve(watched, {q for _, _, q in events} | {q for c in conns for q in c.queue_ids})
         yield from self._run_events(events)

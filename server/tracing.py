@@ -15,8 +15,17 @@ import time
 from flowdeck.core import telemetry
 
 
+# Set when the server starts (flowdeck.server.api.observe): the hot paths ask a flag, not the environment.
+_active = False
+
+
+def activate(active: bool) -> None:
+    global _active
+    _active = active
+
+
 def on() -> bool:
-    return telemetry.tracing_configured()
+    return _active
 
 
 def call_context() -> dict[str, str] | None:

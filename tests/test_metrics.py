@@ -178,3 +178,32 @@ def test_series_stay_constant_over_1000_runs_and_100_deployments(tmp_path):
             agent.stop()
         client.close()
         server.stop()
+
+
+def test_run_events_count_when_their_transaction_commits_only(db):
+    """A run created and finished in a transaction that rolls back counts
+    nothing; the same in one that commits counts once."""
+    from flowdeck.core import states
+    from flowdeck.server import flow_runs, metrics
+    from flowdeck.server.run_inputs import FlowRunInput, StateInput
+
+    from prometheus_client import REGISTRY
+
+    def snapshot():
+        return (REGISTRY.get_sample_value("flowdeck_flow_runs_created_total"),
+                metrics.run_events().get((metrics.FINISHED, states.FAILED, ""), 0))
+
+    def create_and_fail(s):
+        run = flow_runs.create(s, FlowRunInput(flow_name="counted"))
+        flow_runs.set_state(s, run.id, StateInput(states.RUNNING))
+        flow_runs.set_state(s, run.id, StateInput(states.FAILED))
+
+    before = snapshot()
+    with pytest.raises(RuntimeError):
+        with db.write() as s:
+            create_and_fail(s)
+            raise RuntimeError("rolled back")
+    assert snapshot() == before
+    with db.write() as s:
+        create_and_fail(s)
+    assert snapshot() == (before[0] + 1, before[1] + 1)

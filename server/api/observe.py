@@ -15,15 +15,8 @@ import time
 import grpc
 
 from flowdeck.core import logs, telemetry
-from flowdeck.server import metrics
-
-_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
-_HANDLER_FOR = {
-    "unary_unary": grpc.unary_unary_rpc_method_handler,
-    "unary_stream": grpc.unary_stream_rpc_method_handler,
-    "stream_unary": grpc.stream_unary_rpc_method_handler,
-    "stream_stream": grpc.stream_stream_rpc_method_handler,
-}
+from flowdeck.server import metrics, tracing
+from flowdeck.server.api.auth import HANDLER_FOR, KINDS
 
 
 class _Method:
@@ -64,7 +57,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None  # an unknown method: UNIMPLEMENTED, and no label made for it
-        kind = next(k for k in _KINDS if getattr(handler, k) is not None)
+        kind = next(k for k in KINDS if getattr(handler, k) is not None)
         method = self._methods.get(handler_call_details.method)
         if method is None:
             method = self._methods[handler_call_details.method] = _Method(
@@ -90,7 +83,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 method.in_flight.dec()
                 method.done(_code(context, exc), time.perf_counter() - started)
 
-        return _HANDLER_FOR[kind](observed, handler.request_deserializer, handler.response_serializer)
+        return HANDLER_FOR[kind](observed, handler.request_deserializer, handler.response_serializer)
 
 
 def _flowdeck_only(details) -> bool:
@@ -99,7 +92,9 @@ def _flowdeck_only(details) -> bool:
 
 def tracing_interceptors() -> list:
     """OpenTelemetry's server interceptor when tracing is on, else none."""
-    if not telemetry.ensure_tracing("flowdeck-server"):
+    active = telemetry.ensure_tracing("flowdeck-server")
+    tracing.activate(active)
+    if not active:
         return []
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
