@@ -69,7 +69,8 @@ class RunWatch:
             self._span = contextlib.ExitStack()
             self.trace = self._span.enter_context(telemetry.span(
                 "flowdeck.agent.run", self.trace,
-                attributes={"flowdeck.flow_run.id": leased.flow_run.id, "flowdeck.flow_run.name": leased.flow_run.name}))
+                attributes={"flowdeck.flow_run.id": leased.flow_run.id,
+                            "flowdeck.flow_run.name": leased.flow_run.name}))
 
     def flow_env(self) -> dict[str, str]:
         """TRACEPARENT/TRACESTATE for the flow process: it continues this trace."""

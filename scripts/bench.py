@@ -219,7 +219,8 @@ def otlp_sink(enabled: bool) -> Iterator[object]:
     from support.otlp import OtlpReceiver
 
     receiver = OtlpReceiver().start()
-    os.environ.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.port}", OTEL_EXPORTER_OTLP_INSECURE="true")
+    os.environ.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.port}",
+                      OTEL_EXPORTER_OTLP_INSECURE="true")
     try:
         yield receiver
     finally:

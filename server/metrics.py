@@ -15,7 +15,8 @@ import collections
 import threading
 from typing import Iterable
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Gauge,
+                               Histogram, disable_created_metrics)
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,11 @@ from flowdeck.core import states
 
 # No `_created` series beside each counter and histogram: half the series, and unused.
 disable_created_metrics()
+# The server's own registry (with the process's CPU, memory and open files): a
+# server embedded in another program never adds to that program's default one.
+REGISTRY = CollectorRegistry(auto_describe=True)
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    REGISTRY.register(_collector)
 # Short calls to slow ones; the lease stream is long-lived and not timed.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 DISPATCH_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
@@ -30,32 +36,35 @@ DISPATCH_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 # -- gRPC (flowdeck.server.api.observe) -------------------------------------------
 GRPC_HANDLED = Counter(
     "flowdeck_grpc_server_handled_total", "RPCs the server finished, by service, method and status code.",
-    ["grpc_service", "grpc_method", "grpc_code"])
+    ["grpc_service", "grpc_method", "grpc_code"], registry=REGISTRY)
 GRPC_SECONDS = Histogram(
     "flowdeck_grpc_server_handling_seconds", "Time from an RPC's start to its status (not the lease stream).",
-    ["grpc_service", "grpc_method"], buckets=LATENCY_BUCKETS)
+    ["grpc_service", "grpc_method"], buckets=LATENCY_BUCKETS, registry=REGISTRY)
 GRPC_IN_FLIGHT = Gauge(
     "flowdeck_grpc_server_in_flight", "RPCs being handled now (open lease streams included).",
-    ["grpc_service", "grpc_method"])
+    ["grpc_service", "grpc_method"], registry=REGISTRY)
 
 # -- flow runs ------------------------------------------------------------------------
-RUNS_CREATED = Counter("flowdeck_flow_runs_created_total", "Flow runs created (by the API or the scheduler).")
+RUNS_CREATED = Counter("flowdeck_flow_runs_created_total", "Flow runs created (by the API or the scheduler).",
+                       registry=REGISTRY)
 DISPATCH_SECONDS = Histogram(
     "flowdeck_dispatch_latency_seconds", "From a run's expected start (when it became due) to its lease.",
-    buckets=DISPATCH_BUCKETS)
+    buckets=DISPATCH_BUCKETS, registry=REGISTRY)
 LEASE_EXPIRATIONS = Counter(
     "flowdeck_lease_expirations_total", "Leases that lapsed (the agent stopped heartbeating), by what the run became.",
-    ["state"])
+    ["state"], registry=REGISTRY)
 for _state in (states.SCHEDULED, states.CRASHED, states.CANCELLED):  # shown at 0 from the start
     LEASE_EXPIRATIONS.labels(_state)
 FENCED_REPORTS = Counter(
-    "flowdeck_fenced_reports_total", "State reports refused for a stale fencing token (the lease was lost).")
+    "flowdeck_fenced_reports_total", "State reports refused for a stale fencing token (the lease was lost).",
+    registry=REGISTRY)
 SCHEDULER_SECONDS = Histogram(
     "flowdeck_scheduler_pass_seconds", "Duration of one scheduler pass.",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
-SCHEDULER_INSERTED = Counter("flowdeck_scheduler_runs_inserted_total", "Runs the scheduler created.")
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0), registry=REGISTRY)
+SCHEDULER_INSERTED = Counter("flowdeck_scheduler_runs_inserted_total", "Runs the scheduler created.",
+                             registry=REGISTRY)
 DB_ERRORS = Counter("flowdeck_db_errors_total", "Database statements that failed, by SQLAlchemy error class.",
-                    ["error"])
+                    ["error"], registry=REGISTRY)
 
 # Run events by work queue, counted here by queue id; the collector names the
 # queue at scrape time. (metric suffix, state type or "", work queue id or "")

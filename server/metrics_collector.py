@@ -13,7 +13,6 @@ import collections
 import logging
 import threading
 
-from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -152,4 +151,4 @@ class ServerCollector(Collector):
 
 
 COLLECTOR = ServerCollector()
-REGISTRY.register(COLLECTOR)
+metrics.REGISTRY.register(COLLECTOR)

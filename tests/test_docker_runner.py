@@ -80,7 +80,7 @@ def dworld(tmp_path, flowdeck_image, docker_engine, no_leftover_containers):
     """A server process on SQLite and the test image; agents are killed after the test."""
     (tmp_path / "home").mkdir()
     (tmp_path / "flows.py").write_text(FLOWS)
-    server = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'flowdeck.db'}")
+    server = ServerProcess(tmp_path, database_url=f"sqlite:///{tmp_path / 'flowdeck.db'}")
     server.start()
     from flowdeck.client import FlowdeckClient
 

@@ -187,10 +187,8 @@ def test_run_events_count_when_their_transaction_commits_only(db):
     from flowdeck.server import flow_runs, metrics
     from flowdeck.server.run_inputs import FlowRunInput, StateInput
 
-    from prometheus_client import REGISTRY
-
     def snapshot():
-        return (REGISTRY.get_sample_value("flowdeck_flow_runs_created_total"),
+        return (metrics.REGISTRY.get_sample_value("flowdeck_flow_runs_created_total"),
                 metrics.run_events().get((metrics.FINISHED, states.FAILED, ""), 0))
 
     def create_and_fail(s):

@@ -146,3 +146,13 @@ def test_tracing_is_off_by_default_and_imports_nothing():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_an_unsupported_exporter_stops_the_start_with_one_line(tmp_path):
+    from conftest import run_cli
+
+    r = run_cli("server", "start", "--port", "0", timeout=60,
+                env={"FLOWDECK_HOME": str(tmp_path), "OTEL_TRACES_EXPORTER": "zipkin"})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "Error: OTEL_TRACES_EXPORTER='zipkin' is not supported: use one of otlp, console (or none)"], r.stderr

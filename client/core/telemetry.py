@@ -20,6 +20,8 @@ import os
 import threading
 from typing import Iterator, Mapping
 
+from flowdeck.core.errors import FailedPreconditionError
+
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 EXPORTERS = ("otlp", "console")
 TRACER = "flowdeck"
@@ -61,8 +63,8 @@ def _install_provider(service_name: str) -> None:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
     except ImportError as e:
-        raise RuntimeError(f"OTEL_* asks for tracing but OpenTelemetry is not installed ({e.name}): "
-                           "pip install 'flowdeck[otel]'") from None
+        raise FailedPreconditionError(f"OTEL_* asks for tracing but OpenTelemetry is not installed ({e.name}): "
+                                      "pip install 'flowdeck[otel]'", reason="TRACING_NOT_INSTALLED") from None
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return  # the application set up its own
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service_name}
@@ -78,7 +80,8 @@ def _exporter():
 
         return ConsoleSpanExporter()
     if name != "otlp":
-        raise RuntimeError(f"OTEL_TRACES_EXPORTER={name!r} is not supported: use one of {', '.join(EXPORTERS)}")
+        raise FailedPreconditionError(f"OTEL_TRACES_EXPORTER={name!r} is not supported: use one of "
+                                      f"{', '.join(EXPORTERS)} (or none)", reason="TRACING_EXPORTER_UNSUPPORTED")
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter()
@@ -112,7 +115,8 @@ def span(name: str, parent: Mapping[str, str] | None = None, *, start_time_ns: i
         yield current_carrier()
 
 
-def process_span(service_name: str, name: str, attributes: Mapping[str, str | int] | None = None) -> contextlib.ExitStack:
+def process_span(service_name: str, name: str,
+                 attributes: Mapping[str, str | int] | None = None) -> contextlib.ExitStack:
     """A span for this process's work, continuing the trace in TRACEPARENT
     when tracing is on; `close()` the stack to end it (a no-op when off)."""
     stack = contextlib.ExitStack()

@@ -1,7 +1,7 @@
 """/metrics on the server's HTTP port (the dashboard's, or alone with --no-ui).
 
-prometheus-client's ASGI app serves the default registry (the server's
-metrics, the process's CPU, memory and open files). Under auth a scrape
+prometheus-client's ASGI app serves the server's registry (its metrics, the
+process's CPU, memory and open files). Under auth a scrape
 sends `Authorization: Bearer KEY` with a key of read scope (any valid key),
 checked by the API's own key verification on the gRPC server's loop; with
 `metrics_public` (--metrics-public) anyone on the network may scrape.
@@ -14,6 +14,7 @@ from prometheus_client import make_asgi_app
 from starlette.responses import PlainTextResponse
 
 from flowdeck.core.errors import FlowdeckError, PermissionDeniedError
+from flowdeck.server import metrics
 from flowdeck.server.api.scopes import ALLOWED, READ
 from flowdeck.server.api.security import Security
 
@@ -25,7 +26,7 @@ def _refusal(err: FlowdeckError) -> PlainTextResponse:
 
 def metrics_app(security: Security, loop: asyncio.AbstractEventLoop, *, public: bool):
     """The ASGI app answering /metrics; `loop` is the gRPC server's (its database pool and key cache)."""
-    exposition = make_asgi_app()
+    exposition = make_asgi_app(registry=metrics.REGISTRY)
     guarded = security.enabled and not public
 
     async def check(header: str) -> None:

@@ -87,8 +87,9 @@ class DashboardServer:
                 tls.update(ssl_ca_certs=s.tls_client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
         self._app = create_app(self.api_address, auth=s.auth, secure=bool(s.tls_cert)) if s.ui else Starlette()
         app = self._app if metrics is None else with_metrics(self._app, metrics)
+        # log_config=None: uvicorn's loggers go to the process's handler (text or JSON lines).
         config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False, loop="asyncio",
-                                http="h11", timeout_graceful_shutdown=3, **tls)
+                                log_config=None, http="h11", timeout_graceful_shutdown=3, **tls)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="flowdeck-dashboard", daemon=True)
         self._thread.start()

@@ -42,7 +42,8 @@ class OtlpReceiver(tgrpc.TraceServiceServicer):
                 "OTEL_BSP_SCHEDULE_DELAY": "100"}
 
     def Export(self, request, context):
-        got = [Span(_service(rs.resource), span.name, span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex())
+        got = [Span(_service(rs.resource), span.name, span.trace_id.hex(), span.span_id.hex(),
+                    span.parent_span_id.hex())
                for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
         with self._lock:
             self.spans.extend(got)
