@@ -13,7 +13,6 @@ Runs finished are counted by how the agent saw them end (`outcome`):
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
@@ -21,12 +20,9 @@ from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTO
 
 from flowdeck.core import telemetry
 
-log = logging.getLogger("flowdeck.agent")
-
 OUTCOMES = ("completed", "failed", "lease_lost", "crashed", "cancelled", "not_started")
 _EXIT_OUTCOME = {0: "completed", 1: "failed", 3: "lease_lost"}
 
-disable_created_metrics()  # no `_created` series (see flowdeck.server.metrics)
 # The agent's own registry: an agent embedded in another program (tests,
 # benchmarks) never collides with that program's metrics.
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -49,6 +45,7 @@ for _outcome in OUTCOMES:  # every outcome shows from the start (a rate over a m
 
 def serve(port: int, host: str = "127.0.0.1") -> int:
     """Serve /metrics on host:port (0: a free port); returns the port."""
+    disable_created_metrics()  # no `_created` series (see flowdeck.server.app.serve_forever)
     server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
     return server.server_port
 

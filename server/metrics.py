@@ -16,14 +16,12 @@ import threading
 from typing import Iterable
 
 from prometheus_client import (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Gauge,
-                               Histogram, disable_created_metrics)
+                               Histogram)
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from flowdeck.core import states
 
-# No `_created` series beside each counter and histogram: half the series, and unused.
-disable_created_metrics()
 # The server's own registry (with the process's CPU, memory and open files): a
 # server embedded in another program never adds to that program's default one.
 REGISTRY = CollectorRegistry(auto_describe=True)

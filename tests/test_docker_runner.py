@@ -18,7 +18,7 @@ import pytest
 from conftest import run_cli
 from docker_fixtures import (SESSION_LABELS, base_image, docker_engine, flowdeck_image,  # noqa: F401
                              no_leftover_containers, session_containers)
-from test_agent_e2e import TTL, AgentProcess, ServerProcess, wait_state
+from test_agent_e2e import TTL, AgentProcess, server_process, wait_state
 from test_s3_storage import KEY_ID, SECRET, moto_endpoint, s3_client  # noqa: F401
 
 FLOWS = '''
@@ -80,7 +80,7 @@ def dworld(tmp_path, flowdeck_image, docker_engine, no_leftover_containers):
     """A server process on SQLite and the test image; agents are killed after the test."""
     (tmp_path / "home").mkdir()
     (tmp_path / "flows.py").write_text(FLOWS)
-    server = ServerProcess(tmp_path, database_url=f"sqlite:///{tmp_path / 'flowdeck.db'}")
+    server = server_process(tmp_path, f"sqlite:///{tmp_path / 'flowdeck.db'}")
     server.start()
     from flowdeck.client import FlowdeckClient
 
@@ -185,7 +185,8 @@ def test_docker_run_end_to_end_with_logs_and_coerced_parameters(dworld):
     w = dworld
     dep = w.deployment("dock", "hello")
     agent = w.agent()
-    run = w.client.create_flow_run_from_deployment(dep.id, parameters={"name": "docker", "count": "3", "ratio": "2"})
+    run = w.client.create_flow_run_from_deployment(deployment_id=dep.id,
+                                                   parameters={"name": "docker", "count": "3", "ratio": "2"})
     done = wait_state(w.client, run.id, {"COMPLETED", "FAILED", "CRASHED"}, timeout=90)
     assert done.state.type == "COMPLETED", done.state.message
     logs = run_cli("flow-run", "logs", run.id, env={"FLOWDECK_API_URL": w.server.address}).stdout
@@ -197,7 +198,7 @@ def test_docker_run_end_to_end_with_logs_and_coerced_parameters(dworld):
 
     # A flow kept in a file the container cannot see: the run fails and says how to fix it.
     blind = w.deployment("blind", "hello", volumes=[])
-    run = w.client.create_flow_run_from_deployment(blind.id)
+    run = w.client.create_flow_run_from_deployment(deployment_id=blind.id)
     failed = wait_state(w.client, run.id, {"FAILED", "COMPLETED", "CRASHED"}, timeout=30)
     assert failed.state.type == "FAILED"
     assert f"the flow's script is {w.tmp / 'flows.py'} on the agent's machine, which a container does not see" \
@@ -205,7 +206,7 @@ def test_docker_run_end_to_end_with_logs_and_coerced_parameters(dworld):
     assert f"volumes=['{w.tmp}:{w.tmp}:ro']" in failed.state.message
     # An image that is not there (nothing is pulled).
     missing = w.deployment("missing", "hello", image="local/no-such-image:1")
-    run = w.client.create_flow_run_from_deployment(missing.id)
+    run = w.client.create_flow_run_from_deployment(deployment_id=missing.id)
     failed = wait_state(w.client, run.id, {"FAILED", "COMPLETED", "CRASHED"}, timeout=30)
     assert failed.state.type == "FAILED" and "image 'local/no-such-image:1' is not on this Docker engine" \
         in failed.state.message
@@ -229,8 +230,8 @@ def test_flow_in_local_storage_runs_with_a_volume_and_fails_clearly_without(dwor
     r = run_cli("deployment", "create", str(w.tmp / "deploy.py"), env=env, cwd=w.tmp)
     assert r.returncode == 0 and "using File Storage" in r.stdout, r.stdout + r.stderr
     w.agent()
-    seen = w.client.create_flow_run_from_deployment("hello/seen")
-    unseen = w.client.create_flow_run_from_deployment("hello/unseen")
+    seen = w.client.create_flow_run_from_deployment(deployment_name="hello/seen")
+    unseen = w.client.create_flow_run_from_deployment(deployment_name="hello/unseen")
     done = wait_state(w.client, seen.id, {"COMPLETED", "FAILED", "CRASHED"}, timeout=90)
     assert done.state.type == "COMPLETED", done.state.message
     assert "hello seen x1" in run_cli("flow-run", "logs", seen.id, env=env).stdout
@@ -245,7 +246,7 @@ def test_cancel_stops_the_container(dworld):
     w = dworld
     dep = w.deployment("sleepy", "sleeper")
     agent = w.agent()
-    run = w.client.create_flow_run_from_deployment(dep.id)
+    run = w.client.create_flow_run_from_deployment(deployment_id=dep.id)
     running = wait_state(w.client, run.id, "RUNNING", timeout=90)
     (container,) = run_containers(w.engine, run.id)
     labels = container.labels
@@ -259,7 +260,7 @@ def test_cancel_stops_the_container(dworld):
     wait_until("the cancelled run's container to be removed", lambda: not run_containers(w.engine, run.id), 30)
 
     # A flow that ignores SIGTERM is killed after the agent's cancel grace (3 s here).
-    stubborn = w.client.create_flow_run_from_deployment(w.deployment("stubborn", "stubborn").id)
+    stubborn = w.client.create_flow_run_from_deployment(deployment_id=w.deployment("stubborn", "stubborn").id)
     wait_state(w.client, stubborn.id, "RUNNING", timeout=90)
     wait_until("the flow to ignore SIGTERM", lambda: "ignoring SIGTERM" in run_cli(
         "flow-run", "logs", stubborn.id, env={"FLOWDECK_API_URL": w.server.address}).stdout, 30)
@@ -277,7 +278,7 @@ def test_oom_kill_and_silent_exit_crash_the_run_with_the_reason(dworld, base_ima
     # The base image has python3 but no flowdeck: the process exits 1 without a report.
     bare = w.deployment("bare", "hello", image=base_image)
     w.agent()
-    runs = [w.client.create_flow_run_from_deployment(d.id) for d in (hungry, bare)]
+    runs = [w.client.create_flow_run_from_deployment(deployment_id=d.id) for d in (hungry, bare)]
     oom, bare = (wait_state(w.client, r.id, {"CRASHED", "COMPLETED", "FAILED"}, timeout=90) for r in runs)
     assert oom.state.type == "CRASHED", oom.state.message
     assert "killed: out of memory (exit 137)" in oom.state.message
@@ -299,7 +300,7 @@ def test_kill_9_agent_orphans_stop_themselves_or_are_removed_by_the_restarted_ag
     watching = w.deployment("watching", "sleeper")
     blind = w.deployment("blind", "sleeper", env={"FLOWDECK_LEASE_CHECK_SECONDS": "600"})
     doomed = w.agent("doomed")
-    runs = [w.client.create_flow_run_from_deployment(d.id) for d in (watching, blind)]
+    runs = [w.client.create_flow_run_from_deployment(deployment_id=d.id) for d in (watching, blind)]
     for run in runs:
         wait_state(w.client, run.id, "RUNNING", timeout=90)
     t0 = time.monotonic()
@@ -362,7 +363,7 @@ def test_s3_stored_flow_runs_in_a_container(dworld, moto_endpoint):
     assert r.returncode == 0 and "using S3 Storage" in r.stdout, r.stdout + r.stderr
     (project / "greet.py").unlink()
     agent = w.agent()
-    run = w.client.create_flow_run_from_deployment("greet/far")
+    run = w.client.create_flow_run_from_deployment(deployment_name="greet/far")
     done = wait_state(w.client, run.id, {"COMPLETED", "FAILED", "CRASHED"}, timeout=90)
     assert done.state.type == "COMPLETED", done.state.message
     logs = run_cli("flow-run", "logs", run.id, env=env).stdout
