@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
 
 from flowdeck.core import telemetry
+from flowdeck.core.errors import FailedPreconditionError
 
 OUTCOMES = ("completed", "failed", "lease_lost", "crashed", "cancelled", "not_started")
 _EXIT_OUTCOME = {0: "completed", 1: "failed", 3: "lease_lost"}
@@ -46,7 +47,11 @@ for _outcome in OUTCOMES:  # every outcome shows from the start (a rate over a m
 def serve(port: int, host: str = "127.0.0.1") -> int:
     """Serve /metrics on host:port (0: a free port); returns the port."""
     disable_created_metrics()  # no `_created` series (see flowdeck.server.app.serve_forever)
-    server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    except OSError as e:
+        raise FailedPreconditionError(f"cannot serve the agent's metrics on {host}:{port}: {e.strerror or e}",
+                                      reason="METRICS_PORT_UNAVAILABLE") from None
     return server.server_port
 
 

@@ -205,3 +205,19 @@ def test_run_events_count_when_their_transaction_commits_only(db):
     with db.write() as s:
         create_and_fail(s)
     assert snapshot() == (before[0] + 1, before[1] + 1)
+
+
+def test_an_agent_metrics_port_in_use_stops_the_start_with_one_line(tmp_path):
+    import socket
+
+    from conftest import run_cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run_cli("agent", "start", "-q", "main", "--metrics-port", str(port), timeout=60,
+                    env={"FLOWDECK_API_URL": "127.0.0.1:1", "FLOWDECK_HOME": str(tmp_path)})
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [f"Error: cannot serve the agent's metrics on 127.0.0.1:{port}: "
+                                             "Address already in use"], r.stderr
