@@ -27,10 +27,11 @@ import time
 import grpc
 from pydantic import BaseModel, Field
 
-from flowdeck.agent import runners
+from flowdeck.agent import observe, runners
 from flowdeck.channels import normalize_address
 from flowdeck.client import FlowdeckClient
 from flowdeck.exceptions import FlowdeckError
+from flowdeck.core import logs, telemetry
 from flowdeck.core.settings import env_values
 from flowdeck.v1 import agent_service_pb2 as apb
 from flowdeck.v1 import agent_service_pb2_grpc as agrpc
@@ -57,6 +58,9 @@ class AgentSettings(BaseModel):
     lease_ttl: float = 0.0
     # How often to look for orphaned flow run containers (flowdeck.agent.docker_sweep).
     docker_sweep_seconds: float = 10.0
+    # Prometheus metrics at http://metrics_host:metrics_port/metrics (None: off; 0: a free port).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, **overrides) -> "AgentSettings":
@@ -78,6 +82,7 @@ class RunSlot:
         self.token = leased.lease.fencing_token
         self.lock = threading.Lock()
         self.handle = None  # from runners.start_run: a process or a container
+        self.watch: observe.RunWatch | None = None
         self.started = False
         self.cancel_requested = False
         self.shutdown_stopped = False
@@ -190,6 +195,8 @@ class Agent:
                     log.warning("lease stream error: %s: %s; reconnecting in %.1fs", e.code().name, details, delay)
             except Exception as e:  # noqa: BLE001 - never stop silently
                 log.warning("lease stream failed: %s: %s; reconnecting in %.1fs", type(e).__name__, e, delay)
+            if not self.finished.is_set():
+                observe.RECONNECTS.inc()
             if welcomed:
                 delay = self.settings.backoff_min
             if self._restart:
@@ -259,6 +266,8 @@ class Agent:
 
     def _run_slot(self, slot: RunSlot) -> None:
         rc = None
+        slot.watch = observe.RunWatch(slot.leased)
+        logs.bind(flow_run_id=slot.run_id, flow_run_name=slot.run_name)
         try:
             leased = slot.leased
             try:
@@ -287,6 +296,7 @@ class Agent:
                 run = runners.InProcessRun(self.client, leased, slot.token)
                 try:
                     run.run()
+                    rc = 0 if run.state is not None and run.state.type == "COMPLETED" else 1
                 except Exception as e:  # noqa: BLE001
                     log.warning("in-process flow run %s failed to report: %s", slot.run_name, e)
                 return
@@ -296,6 +306,7 @@ class Agent:
         except Exception as e:  # noqa: BLE001 - one line, and the agent carries on
             log.warning("flow run %s: %s: %s", slot.run_name, type(e).__name__, e)
         finally:
+            slot.watch.end(started=slot.started, cancelled=slot.cancel_requested, rc=rc)
             if slot.handle is not None:
                 slot.handle.release()
             slot.done.set()
@@ -306,9 +317,10 @@ class Agent:
     def _start(self, slot: RunSlot, runner) -> None:
         """Start the flow outside the slot's lock (a container takes a moment);
         a cancel or shutdown that came meanwhile stops it at once."""
-        handle = runners.start_run(runner, slot.leased, token=slot.token, api_url=self.address,
-                                   agent_id=self.agent_id, agent_name=self.settings.name, lease_ttl=self.ttl,
-                                   pool_size=self.settings.limit + 8)
+        with slot.watch.starting():
+            handle = runners.start_run(runner, slot.leased, token=slot.token, api_url=self.address,
+                                       agent_id=self.agent_id, agent_name=self.settings.name, lease_ttl=self.ttl,
+                                       pool_size=self.settings.limit + 8, extra_env=slot.watch.flow_env())
         with slot.lock:
             slot.handle = handle
             slot.started = True
@@ -422,7 +434,11 @@ def _struct(msg) -> dict:
     return struct_dict(msg)
 
 
-def main(settings: AgentSettings, log_level: str = "INFO") -> int:
-    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    return Agent(settings).run()
+def main(settings: AgentSettings, log_level: str = "INFO", log_format: str = "text") -> int:
+    logs.configure(log_level, log_format)
+    telemetry.ensure_tracing("flowdeck-agent")  # before the first channel: spans name this service
+    agent = Agent(settings)
+    if settings.metrics_port is not None:
+        port = observe.serve(settings.metrics_port, settings.metrics_host)
+        log.info("agent metrics on http://%s:%d/metrics", settings.metrics_host, port)
+    return agent.run()

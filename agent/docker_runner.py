@@ -192,7 +192,7 @@ def _pull(client, image: str) -> None:
 
 def start_container(runner: DockerFlowRunner, leased, *, run_id: str, token: int, api_url: str,
                     agent_id: str, agent_name: str, lease_check_seconds: float,
-                    pool_size: int = 32) -> "ContainerHandle":
+                    pool_size: int = 32, extra_env: dict[str, str] | None = None) -> "ContainerHandle":
     """Create and start the run's container; ContainerStartError says why not."""
     agent_env = dict(os.environ)
     check_volumes(runner, host_paths_needed(leased, agent_env))
@@ -208,6 +208,7 @@ def start_container(runner: DockerFlowRunner, leased, *, run_id: str, token: int
         options["nano_cpus"] = int(runner.cpus * 1e9)
     env = container_env(runner, leased, run_id=run_id, token=token, api_url=api_url,
                         lease_check_seconds=lease_check_seconds, agent_env=agent_env)
+    env.update(extra_env or {})
     try:
         container = client.containers.create(
             runner.image, COMMAND, name=f"flowdeck-{run_id}-{token}", environment=env, labels=labels,

@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         leased = apb.LeasedRun.FromString(sys.stdin.buffer.read())
         sys.stdin = open(os.devnull)  # noqa: SIM115 - the flow gets an empty stdin
     from flowdeck.agent.runners import channel
+    from flowdeck.core import telemetry
 
+    # Before the client's channel: the flow process's spans continue the agent's trace.
+    trace = telemetry.process_span("flowdeck-flow-run", "flowdeck.flow_run", {"flowdeck.flow_run.id": args.flow_run_id})
     client = FlowdeckClient(args.api_url, retries=CLIENT_RETRIES, channel=channel(args.api_url))
     token = args.fencing_token
     from flowdeck.agent import lease_watch
@@ -102,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3 if getattr(e, "code", "") == "FAILED_PRECONDITION" else 1
     finally:
         client.close()
+        trace.close()
 
 
 if __name__ == "__main__":

@@ -144,17 +144,19 @@ def start_process(runner: FlowRunner, leased_bytes: bytes, *, run_id: str, token
 
 
 def start_run(runner: FlowRunner, leased, *, token: int, api_url: str, agent_id: str, agent_name: str,
-              lease_ttl: float, pool_size: int):
+              lease_ttl: float, pool_size: int, extra_env: dict[str, str] | None = None):
     """The run's flow process (a handle with where/wait/stop/exit_message/release),
-    or RunStartError."""
+    or RunStartError. `extra_env` goes to its environment (the trace context)."""
     run_id = leased.flow_run.id
     if isinstance(runner, DockerFlowRunner):
         from flowdeck.agent import docker_runner
 
         return docker_runner.start_container(runner, leased, run_id=run_id, token=token, api_url=api_url,
                                              agent_id=agent_id, agent_name=agent_name,
-                                             lease_check_seconds=lease_ttl, pool_size=pool_size)
-    return start_process(runner, leased.SerializeToString(), run_id=run_id, token=token, api_url=api_url)
+                                             lease_check_seconds=lease_ttl, pool_size=pool_size,
+                                             extra_env=extra_env)
+    return start_process(runner, leased.SerializeToString(), run_id=run_id, token=token, api_url=api_url,
+                         extra_env=extra_env)
 
 
 class InProcessRun:

@@ -6,6 +6,7 @@
     FLOWDECK_API_TLS_SERVER_NAME  the name to check the server's certificate against
                               (default: the host of the address)
     FLOWDECK_API_KEY          sent as "authorization: Bearer KEY" on every call
+    OTEL_*                    tracing: a client span per call (flowdeck.core.telemetry)
 
 Every part of flowdeck that talks to a server (client, CLI, agent, flow
 processes) builds its channel here, so the same settings apply everywhere.
@@ -137,4 +138,17 @@ def make_channel(address: str, options: list | None = None, *, api_key: str | No
     api_key = (api_key or "").strip()
     if api_key:
         channel = grpc.intercept_channel(channel, ApiKeyInterceptor(api_key))
-    return channel
+    return traced(channel)
+
+
+def traced(channel: grpc.Channel) -> grpc.Channel:
+    """`channel` with a client span per call when OTEL_* turns tracing on
+    (flowdeck.core.telemetry); the same channel, untouched, when it is off."""
+    from flowdeck.core import telemetry
+
+    if not telemetry.ensure_tracing("flowdeck-client"):
+        return channel
+    from opentelemetry.instrumentation.grpc import client_interceptor
+    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+
+    return intercept_channel(channel, client_interceptor())

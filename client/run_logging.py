@@ -14,6 +14,7 @@ Environment: FLOWDECK_LOGGING_LEVEL (default INFO) and FLOWDECK_LOGGING_CONSOLE
 """
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import logging
 import os
@@ -58,7 +59,9 @@ class LogShipper:
         self._cond = threading.Condition()
         self._closed = False
         self._warned = False
-        self._thread = threading.Thread(target=self._run, name=f"flowdeck-logs-{flow_run_id[:8]}", daemon=True)
+        # In the context it was made in: its calls belong to the run's trace (flowdeck.core.telemetry).
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,),
+                                        name=f"flowdeck-logs-{flow_run_id[:8]}", daemon=True)
 
     def start(self) -> "LogShipper":
         _shippers[self.flow_run_id] = self

@@ -202,6 +202,9 @@ def configure_api(p: argparse.ArgumentParser) -> None:
                    help="pass ARG to `flowdeck server start` (e.g. --server-arg=--no-ui), repeatable")
     p.add_argument("--pg-admin-url", default=os.environ.get("FLOWDECK_BENCH_PG_ADMIN_URL", PG_ADMIN_URL),
                    help="where to create the throwaway Postgres database")
+    p.add_argument("--tracing", action="store_true",
+                   help="trace the server and the client (OTEL_* to an OTLP receiver in this process); "
+                        "compare with a run without it, and with --server-arg=--no-metrics for metrics off")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--schema", action="store_true",
                    help="give every deployment a parameter schema (each run's parameters are checked against it)")
@@ -221,6 +224,25 @@ BENCH_SCHEMA = {
 }
 
 
+@contextlib.contextmanager
+def otlp_sink(enabled: bool) -> Iterator[object]:
+    """With `enabled`: OTEL_* for this process and the server it starts, spans
+    sent to an OTLP receiver here (tests/support/otlp.py), which counts them."""
+    if not enabled:
+        yield None
+        return
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support.otlp import OtlpReceiver
+
+    receiver = OtlpReceiver().start()
+    os.environ.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.port}",
+                      OTEL_EXPORTER_OTLP_INSECURE="true")
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
 @subcommand("api", "CreateDeployment / GetDeploymentByName / CreateFlowRunFromDeployment under load",
             configure_api)
 def bench_api(args) -> int:
@@ -233,8 +255,8 @@ def bench_api(args) -> int:
     from flowdeck.v1 import flow_run_service_pb2_grpc as rgrpc
 
     results: dict = {"database": args.database, "threads": args.threads, "calls_per_phase": args.calls,
-                     "parameter_schema": args.schema}
-    with bench_database(args.database, args.pg_admin_url) as url:
+                     "parameter_schema": args.schema, "server_args": args.server_arg, "tracing": args.tracing}
+    with bench_database(args.database, args.pg_admin_url) as url, otlp_sink(args.tracing) as sink:
         server = ServerProcess(url, args.server_arg)
         try:
             results["seconds_to_serving"] = round(server.seconds_to_serving, 3)
@@ -282,12 +304,15 @@ def bench_api(args) -> int:
                 ch.close()
         finally:
             results["exit_code"] = server.stop()
+        if sink is not None:
+            results["spans_exported"] = len(sink.spans)
 
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         print(f"api benchmark on {results['database']} ({args.threads} client threads, {args.calls} calls per phase"
-              f"{', deployments with a parameter schema' if args.schema else ''})")
+              f"{', deployments with a parameter schema' if args.schema else ''}; "
+              f"server args {' '.join(args.server_arg) or '-'}; tracing {'on' if args.tracing else 'off'})")
         print(f"  start to SERVING: {results['seconds_to_serving']:.2f} s (load average {os.getloadavg()[0]:.1f})")
         print(f"  idle RSS:         {results['idle_rss_mb']:.1f} MB")
         for label in ("CreateDeployment", "GetDeploymentByName", "CreateFlowRunFromDeployment"):
@@ -297,6 +322,8 @@ def bench_api(args) -> int:
                   f"client CPU {r['client_cpu_ms_per_call']:.2f} ms/call")
         print(f"  RSS after load:   {results['rss_after_load_mb']:.1f} MB")
         print(f"  exit code on SIGTERM: {results['exit_code']}")
+        if "spans_exported" in results:
+            print(f"  spans exported (server and client): {results['spans_exported']}")
     return 0
 
 

@@ -10,8 +10,10 @@ import time
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import disable_created_metrics
 
-from flowdeck.server import loops
+from flowdeck.core import logs
+from flowdeck.server import loops, metrics
 from flowdeck.server.api.agent_servicer import AgentServicer
 from flowdeck.server.api.api_key_servicer import ApiKeyServicer
 from flowdeck.server.api.auth import AuthInterceptor
@@ -25,6 +27,8 @@ from flowdeck.server.api.flow_data_servicer import FlowDataServicer
 from flowdeck.server.api.storage_servicer import StorageServicer
 from flowdeck.server.api.interceptors import ErrorInterceptor
 from flowdeck.server.api.log_servicer import LogServicer
+from flowdeck.server.api.metrics_http import metrics_app
+from flowdeck.server.api.observe import MetricsInterceptor, tracing_interceptors
 from flowdeck.server.api.schedule_servicer import ScheduleServicer
 from flowdeck.server.api.work_queue_servicer import WorkQueueServicer
 from flowdeck.server.db import Database
@@ -109,8 +113,11 @@ class FlowdeckServer:
         events = Events()
         events.loop = asyncio.get_running_loop()
         self.app = AppContext(db=self.db, settings=s, events=events)
+        if s.metrics:
+            metrics.watch_database(self.db)
+        observed = [MetricsInterceptor()] if s.metrics else []
         self.grpc = grpc.aio.server(
-            interceptors=[AuthInterceptor(self.app.security), ErrorInterceptor()],
+            interceptors=[*observed, AuthInterceptor(self.app.security), *tracing_interceptors(), ErrorInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", s.max_request_bytes),
                 # Find dead peers (agents gone without closing their streams).
@@ -181,11 +188,8 @@ class FlowdeckServer:
 QUIET_LIBRARIES = ("boto3", "botocore", "s3transfer", "urllib3")
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+def configure_logging(level: str, fmt: str = "text") -> None:
+    logs.configure(level, fmt)
     if level.upper() != "DEBUG":
         # Alembic announces every plugin and migration step at INFO.
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -210,12 +214,16 @@ def serve_forever(settings: Settings) -> None:
     """`flowdeck server start`: run until SIGTERM/SIGINT, then shut down gracefully;
     a second signal cuts the grace short."""
 
+    # No `_created` series beside each counter and histogram (half the series,
+    # and unused); a process-wide switch, so thrown here and not on import.
+    disable_created_metrics()
+
     async def main():
         # Handlers first: a SIGTERM right after the "listening" line must shut
         # down gracefully, not kill the process.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        dashboard = None
+        http = None
         server = None
 
         def on_signal():
@@ -229,20 +237,24 @@ def serve_forever(settings: Settings) -> None:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
-        if settings.ui:
+        if settings.ui or settings.metrics:
             from flowdeck.server.dashboard.serve import DashboardServer
 
-            dashboard = DashboardServer(settings)  # binds now: a busy port fails before the API starts
-        server = FlowdeckServer(settings, local_address=dashboard.api_address if dashboard else "")
+            http = DashboardServer(settings)  # binds now: a busy port fails before the API starts
+        server = FlowdeckServer(settings, local_address=http.api_address if http and settings.ui else "")
         await server.start()
         print(f"flowdeck server listening on {settings.host}:{server.port}", flush=True)
-        if dashboard:
-            dashboard.start()
-            print(f"dashboard: {dashboard.url}", flush=True)
+        if http:
+            http.start(metrics=metrics_app(server.app.security, loop, public=settings.metrics_public)
+                       if settings.metrics else None)
+            if settings.ui:
+                print(f"dashboard: {http.url}", flush=True)
+            if settings.metrics:
+                print(f"metrics: {http.url}metrics", flush=True)
         print("\n".join(client_hint(settings, server.port)), flush=True)
         await stop.wait()
-        if dashboard:
-            await asyncio.to_thread(dashboard.stop)
+        if http:
+            await asyncio.to_thread(http.stop)
         await server.stop()
 
     asyncio.run(main())

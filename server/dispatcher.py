@@ -22,7 +22,7 @@ import random
 from typing import NamedTuple
 
 from flowdeck.core.errors import AbortedError, UnavailableError
-from flowdeck.server import leasing, work_queues
+from flowdeck.server import leasing, metrics, tracing, work_queues
 from flowdeck.server.db import Database
 from flowdeck.server.events import Events
 from flowdeck.server.models import new_id, utcnow
@@ -235,9 +235,11 @@ class Dispatcher:
                 continue
             want = c.free()
             result = await self.db.run_write(lambda s: leasing.claim(
-                s, queue_ids=qids, agent_id=c.agent_id, agent_name=c.agent_name, want=want, ttl=c.ttl, now=now))
+                s, queue_ids=qids, agent_id=c.agent_id, agent_name=c.agent_name, want=want, ttl=c.ttl, now=now,
+                traced=tracing.on()))
+            metrics.runs_leased(result.leased)
             dry |= result.dry
-            for lease in result.leased:
+            for lease in tracing.traced_leases(result.leased):
                 c.held[lease.run.id] = lease.lease_id
                 c.leases.add(lease.lease_id)
                 c.send(lease)
@@ -259,6 +261,7 @@ class Dispatcher:
                 nxt = await self.db.run_read(leasing.next_lease_expiry)
                 if nxt is not None and nxt < utcnow():
                     done = await self.db.run_write(leasing.expire_leases)
+                    metrics.leases_expired(done)
                     if done:
                         log.info("leases lapsed: %s", ", ".join(f"{r} -> {t}" for r, t in done))
                         self.events.publish("runs")

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from flowdeck.server import deployments, flows, pagination, parameter_schemas
+from flowdeck.server import deployments, flows, metrics, pagination, parameter_schemas
 from flowdeck.core import states
 from flowdeck.core.errors import FailedPreconditionError, NotFoundError, invalid_field
 from flowdeck.server.models import FlowRow, FlowRunRow, FlowRunStateRow, utcnow
@@ -81,6 +81,7 @@ def _create(s: Session, inp: FlowRunInput, flow_id: str, flow_name: str, now: dt
         conn = s.connection()
         conn.execute(_INSERT_RUN, values)
         conn.execute(_INSERT_STATE, state_row)
+        metrics.run_created(s, values["state_type"])
         return FlowRunView.from_values({k: _as_stored(v) for k, v in values.items()}, flow_name)
     # ON CONFLICT DO NOTHING on the key: a racing create with the same key
     # leaves exactly one run, and both callers get it.
@@ -88,6 +89,7 @@ def _create(s: Session, inp: FlowRunInput, flow_id: str, flow_name: str, now: dt
     view = _by_key(s, inp.idempotency_key)
     if view.id == values["id"]:
         s.connection().execute(_INSERT_STATE, state_row)
+        metrics.run_created(s, values["state_type"])
     return view
 
 
@@ -103,6 +105,7 @@ def create_from_deployment(
     state: StateInput | None = None,
     name: str = "",
     now: dt.datetime | None = None,
+    trace_context: dict | None = None,
 ) -> FlowRunView:
     # One statement: the deployment's defaults and its flow (which exists: FK).
     dep = deployments.for_run(s, deployment_id=deployment_id, deployment_name=deployment_name)
@@ -121,6 +124,7 @@ def create_from_deployment(
             idempotency_key=idempotency_key,
             flow_runner_type=dep.flow_runner_type,
             flow_runner_config=dep.flow_runner_config,
+            trace_context=trace_context,
         ),
         dep.flow_id,
         dep.flow_name,
@@ -265,6 +269,7 @@ def apply_state(s: Session, row: FlowRunRow, state: StateInput, now: dt.datetime
         row.lease_expires = None
         row.agent_id = None
         row.agent_name = None
+    metrics.state_entered(s, state.type, row.work_queue_id)
     row.state_type = state.type
     row.state_name = state.resolved_name()
     row.state_message = state.message
@@ -288,11 +293,13 @@ def set_state(
     if fencing_token and not row.lease_id and row.state_type not in states.TERMINAL:
         # The lease was released or lapsed (the run went back to its queue):
         # the token no longer entitles anyone to report on this run.
+        metrics.FENCED_REPORTS.inc()
         raise FailedPreconditionError(
             f"fencing token {fencing_token} for flow run {run_id} is no longer leased: the lease was lost",
             reason="STALE_FENCING_TOKEN",
         )
     if fencing_token and fencing_token != row.fencing_token:
+        metrics.FENCED_REPORTS.inc()
         raise FailedPreconditionError(
             f"stale fencing token {fencing_token} for flow run {run_id} (current {row.fencing_token}):"
             " the lease was lost",

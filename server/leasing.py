@@ -51,6 +51,8 @@ class Lease(NamedTuple):
     runner_type: str
     runner_config: dict
     server_time: dt.datetime
+    # The run's trace context (flowdeck.server.tracing); empty when not tracing.
+    trace_context: dict | None = None
 
     @property
     def lease_id(self) -> str:
@@ -63,12 +65,16 @@ class ClaimResult:
     dry: set[str]  # queues with nothing more to give in this pass
 
 
-def _leases(s: Session, run_ids: list[str], now: dt.datetime) -> list[Lease]:
+def _leases(s: Session, run_ids: list[str], now: dt.datetime, traced: bool) -> list[Lease]:
     """What the agent gets for runs just leased, in `run_ids` order."""
     runs: dict[str, FlowRunView] = {}
+    traces: dict[str, dict] = {}
     for chunk in _chunks(run_ids):
         for row in s.execute(FLOW_RUNS.where(FlowRunRow.id.in_(chunk))):
             runs[row.id] = FlowRunView(*row)
+        if traced:
+            traces.update(s.execute(select(FlowRunRow.id, FlowRunRow.trace_context).where(
+                FlowRunRow.id.in_(chunk), FlowRunRow.trace_context.is_not(None))).all())
     deps: dict[str, DeploymentView] = {}
     for chunk in _chunks(list({r.deployment_id for r in runs.values() if r.deployment_id})):
         for row in s.execute(DEPLOYMENTS_STORED.where(DeploymentRow.id.in_(chunk))):
@@ -86,13 +92,15 @@ def _leases(s: Session, run_ids: list[str], now: dt.datetime) -> list[Lease]:
         else:
             runner_type, runner_config = "universal", {}
         out.append(Lease(run=run, deployment=dep, storage=storage.get(dep.storage_block_id) if dep else None,
-                         runner_type=runner_type, runner_config=runner_config or {}, server_time=now))
+                         runner_type=runner_type, runner_config=runner_config or {}, server_time=now,
+                         trace_context=traces.get(run_id)))
     return out
 
 
 def claim(s: Session, *, queue_ids: list[str], agent_id: str, agent_name: str, want: int,
-          ttl: float, now: dt.datetime | None = None) -> ClaimResult:
-    """Lease up to `want` due runs from the queues, in order, to one agent."""
+          ttl: float, now: dt.datetime | None = None, traced: bool = False) -> ClaimResult:
+    """Lease up to `want` due runs from the queues, in order, to one agent
+    (`traced`: with the runs' trace contexts)."""
     now = now or utcnow()
     pg = s.bind.dialect.name == "postgresql"
     expires = now + dt.timedelta(seconds=ttl)
@@ -163,7 +171,7 @@ def claim(s: Session, *, queue_ids: list[str], agent_id: str, agent_name: str, w
             ])
         got.extend(leased)
         want -= len(leased)
-    return ClaimResult(_leases(s, got, now) if got else [], dry)
+    return ClaimResult(_leases(s, got, now, traced) if got else [], dry)
 
 
 def _release_rows(s: Session, rows: list[FlowRunRow], why: str, now: dt.datetime) -> int:

@@ -1,6 +1,6 @@
 """The background loops a server runs: the scheduler, the request-log pruner,
-the dispatcher's (dispatch, lease expiry, cancel push) and, on Postgres,
-LISTEN/NOTIFY. Each pass is a plain function that takes its `now`, so tests
+the metrics' run counts, the dispatcher's (dispatch, lease expiry, cancel
+push) and, on Postgres, LISTEN/NOTIFY. Each pass is a plain function that takes its `now`, so tests
 drive them without sleeping."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Awaitable, Callable
 
-from flowdeck.server import notify, requests, scheduler
+from flowdeck.server import metrics, metrics_collector, notify, requests, run_counts, scheduler
 from flowdeck.server.api.base import AppContext
 from flowdeck.server.db import Database
 from flowdeck.server.settings import Settings
@@ -25,6 +25,8 @@ def start_all(app: AppContext) -> list[asyncio.Task]:
     if app.settings.scheduler_enabled:
         tasks.append(asyncio.create_task(scheduler_loop(app), name="flowdeck-scheduler"))
     tasks.append(asyncio.create_task(request_log_loop(app), name="flowdeck-request-log"))
+    if app.settings.metrics:
+        tasks.append(asyncio.create_task(metrics_loop(app), name="flowdeck-metrics"))
     tasks.extend(app.dispatcher.start())
     tasks.extend(notify.start(app))
     return tasks
@@ -50,7 +52,9 @@ async def scheduler_loop(app: AppContext, *, clock: Callable[[], dt.datetime] | 
     clock = clock or app.clock
 
     async def one_pass() -> None:
+        started = time.monotonic()
         result = await app.db.run(scheduler.scheduler_tick, app.db, app.settings, clock())
+        metrics.scheduler_pass(time.monotonic() - started, result.created)
         if result.created or result.expired:
             app.events.publish("runs")
         if result.created or result.expired or result.late:
@@ -75,3 +79,19 @@ async def request_log_loop(app: AppContext) -> None:
             log.debug("request log: %d entries past retention pruned", pruned)
 
     await _every(min(PRUNE_EVERY_SECONDS, max(1.0, retention / 4)), "request log", one_pass)
+
+
+async def metrics_loop(app: AppContext) -> None:
+    """Every `metrics_refresh_seconds`: count the runs behind the metrics' gauges."""
+    watched = metrics_collector.COLLECTOR.watch(app)
+    late_after = float(app.settings.late_after_seconds)
+
+    async def one_pass() -> None:
+        now = app.clock()
+        metrics_collector.COLLECTOR.store(watched, await app.db.run_read(
+            lambda s: run_counts.count(s, now, late_after)))
+
+    try:
+        await _every(float(app.settings.metrics_refresh_seconds), "metrics", one_pass)
+    finally:
+        metrics_collector.COLLECTOR.forget(watched)

@@ -159,6 +159,9 @@ class FlowRunRow(TimestampMixin, Base):
     lease_expires: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     work_queue_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # W3C trace context of the call that created the run (NULL unless the
+    # server traces): its lease continues that trace (flowdeck.server.tracing).
+    trace_context: Mapped[dict | None] = mapped_column(Json, nullable=True)
 
 
 class FlowRunStateRow(Base):

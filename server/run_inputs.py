@@ -34,6 +34,8 @@ class FlowRunInput:
     flow_runner_type: str = ""
     flow_runner_config: dict = dataclasses.field(default_factory=dict)
     auto_scheduled: bool = False
+    # The creating call's trace context (flowdeck.server.tracing), when tracing.
+    trace_context: dict | None = None
 
 
 def row_values(inp: FlowRunInput, flow_id: str, now: dt.datetime) -> dict:
@@ -62,6 +64,7 @@ def row_values(inp: FlowRunInput, flow_id: str, now: dt.datetime) -> dict:
         auto_scheduled=inp.auto_scheduled,
         fencing_token=0,
         cancel_requested=False,
+        trace_context=inp.trace_context or None,
         created=now,
         updated=now,
     )

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from flowdeck.core import states
 from flowdeck.core.schedules import schedule_from_dict
+from flowdeck.server import metrics
 from flowdeck.server.db import Database
 from flowdeck.server.models import DeploymentRow, FlowRunRow, FlowRunStateRow, new_id, utcnow
 from flowdeck.server.names import ADJECTIVES, ANIMALS, readable_name
@@ -197,8 +198,11 @@ def insert_runs(s: Session, work: Iterable[tuple[Any, list[dt.datetime]]], now: 
     if not work:
         return 0
     if s.bind.dialect.name == "postgresql":
-        return _insert_runs_pg(s, work, now)
-    return _insert_runs_generic(s, work, now)
+        created = _insert_runs_pg(s, work, now)
+    else:
+        created = _insert_runs_generic(s, work, now)
+    metrics.run_created(s, states.SCHEDULED, created)
+    return created
 
 
 def _insert_runs_generic(s: Session, work, now: dt.datetime) -> int:
@@ -524,6 +528,7 @@ def expire_runs(s: Session, now: dt.datetime | None = None) -> int:
             .returning(_RUNS.c.id)
         ).scalars().all()
         _history(s, ids, states.CANCELLED, EXPIRED, message, now)
+        metrics.state_entered(s, states.CANCELLED, None, len(ids))
         total += len(ids)
     return total
 

@@ -19,6 +19,8 @@ class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 4300
     log_level: str = "INFO"
+    # "text" lines, or "json": one JSON object per line (flowdeck.core.logs).
+    log_format: str = "text"
     # Threads that run database work; the event loop never blocks on I/O. More
     # threads than cores mostly add GIL contention (4 measured best on 2 cores).
     db_threads: int = Field(default=4, ge=1)
@@ -65,6 +67,12 @@ class Settings(BaseModel):
     # start` on the API's host: its port (0 picks a free one), or off.
     ui: bool = True
     ui_port: int = 4301
+    # Prometheus metrics at /metrics on that HTTP port (kept with --no-ui).
+    # Under auth a scrape needs an API key (any scope: read) unless public.
+    metrics: bool = True
+    metrics_public: bool = False
+    # How often the gauges that count runs in the database are refreshed.
+    metrics_refresh_seconds: float = 5.0
 
     @field_validator("port")
     @classmethod

@@ -185,7 +185,8 @@ def test_docker_run_end_to_end_with_logs_and_coerced_parameters(dworld):
     w = dworld
     dep = w.deployment("dock", "hello")
     agent = w.agent()
-    run = w.client.create_flow_run_from_deployment(deployment_id=dep.id, parameters={"name": "docker", "count": "3", "ratio": "2"})
+    run = w.client.create_flow_run_from_deployment(deployment_id=dep.id,
+                                                   parameters={"name": "docker", "count": "3", "ratio": "2"})
     done = wait_state(w.client, run.id, {"COMPLETED", "FAILED", "CRASHED"}, timeout=90)
     assert done.state.type == "COMPLETED", done.state.message
     logs = run_cli("flow-run", "logs", run.id, env={"FLOWDECK_API_URL": w.server.address}).stdout

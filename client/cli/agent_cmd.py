@@ -16,6 +16,11 @@ def register(subparsers) -> None:
     p.add_argument("--cancel-grace", type=float, default=None, metavar="SECONDS",
                    help="on cancel, how long a flow gets between SIGTERM and SIGKILL (default 10)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    p.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="log lines as text (default) or one JSON object per line")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0 picks a free port; "
+                        "FLOWDECK_AGENT_METRICS_HOST binds another address)")
     p.set_defaults(func="flowdeck.cli.agent_cmd:start")
 
 
@@ -40,9 +45,9 @@ def start(args) -> int:
     try:
         settings = AgentSettings.from_env(api_url=args.api_url, work_queues=args.work_queues, limit=args.limit,
                                           name=args.name, shutdown_grace=args.shutdown_grace,
-                                          cancel_grace=args.cancel_grace)
+                                          cancel_grace=args.cancel_grace, metrics_port=args.metrics_port)
     except ValidationError as e:
         err = e.errors()[0]
         print(f"Error: invalid agent setting {'.'.join(str(x) for x in err['loc'])}: {err['msg']}", file=sys.stderr)
         return 1
-    return main(settings, args.log_level)
+    return main(settings, args.log_level, args.log_format)

@@ -54,8 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--auth", action="store_true", default=None,
                        help="require API keys (see `flowdeck server create-admin-key`)")
     start.add_argument("--ui-port", type=int, default=None,
-                       help="web dashboard port (default 4301, or a free one with --port 0; FLOWDECK_UI_PORT)")
+                       help="HTTP port of the web dashboard and /metrics (default 4301, or a free one with "
+                            "--port 0; FLOWDECK_UI_PORT)")
     start.add_argument("--no-ui", action="store_true", help="do not serve the web dashboard")
+    start.add_argument("--no-metrics", action="store_true",
+                       help="do not serve Prometheus metrics at /metrics on the dashboard's port")
+    start.add_argument("--metrics-public", action="store_true", default=None,
+                       help="with --auth, let anyone scrape /metrics (default: an API key is needed)")
+    start.add_argument("--log-format", default=None, choices=["text", "json"],
+                       help="log lines as text (default) or one JSON object per line (FLOWDECK_LOG_FORMAT)")
     start.set_defaults(func="flowdeck.cli.server_cmd:start")
     p = ssub.add_parser("create-admin-key", help="make an admin API key in the server's database directly "
                                                  "(prints the key once)")

@@ -1,5 +1,6 @@
 """`flowdeck server ...`."""
 import os
+import sys
 
 
 def start(args) -> int:
@@ -11,10 +12,16 @@ def start(args) -> int:
         overrides["scheduler_enabled"] = False
     overrides.update(tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, auth=args.auth)
     overrides.update(ui_port=args.ui_port, ui=False if args.no_ui else None)
+    overrides.update(metrics=False if args.no_metrics else None, metrics_public=args.metrics_public,
+                     log_format=args.log_format)
     settings = Settings.from_env(**overrides)
     if settings.port == 0 and args.ui_port is None and "FLOWDECK_UI_PORT" not in os.environ:
         settings.ui_port = 0  # several servers side by side (tests): a free port each
-    configure_logging(settings.log_level)
+    try:
+        configure_logging(settings.log_level, settings.log_format)
+    except ValueError as e:  # FLOWDECK_LOG_FORMAT (the flag's choices are checked by argparse)
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
     from flowdeck.server.api.tls import server_credentials
 
     server_credentials(settings)  # a bad TLS file is one line and exit 1, before anything starts
@@ -36,8 +43,6 @@ def start(args) -> int:
 def create_admin_key(args) -> int:
     """Make an admin key straight in the server's database (the first key, or
     a way back in). The key goes to stdout alone, once; nothing keeps it."""
-    import sys
-
     from flowdeck.server import api_keys
     from flowdeck.server.db import Database
     from flowdeck.server.settings import Settings

@@ -28,13 +28,15 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66lowdeck/v1/agent_service.proto\x12\x0b\x66lowdeck.v1\x1a\x18\x66lowdeck/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x01\n\x0cLeaseRequest\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.flowdeck.v1.AgentHelloH\x00\x12\x30\n\theartbeat\x18\x02 \x01(\x0b\x32\x1b.flowdeck.v1.AgentHeartbeatH\x00\x12$\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x15.flowdeck.v1.LeaseAckH\x00\x12,\n\x07release\x18\x04 \x01(\x0b\x32\x19.flowdeck.v1.LeaseReleaseH\x00\x42\x06\n\x04kind\"\x87\x01\n\nAgentHello\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nagent_name\x18\x02 \x01(\t\x12\x13\n\x0bwork_queues\x18\x03 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12,\n\tlease_ttl\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"&\n\x0e\x41gentHeartbeat\x12\x14\n\x0c\x66low_run_ids\x18\x01 \x03(\t\"\x1d\n\x08LeaseAck\x12\x11\n\tlease_ids\x18\x01 \x03(\t\" \n\x0cLeaseRelease\x12\x10\n\x08lease_id\x18\x01 \x01(\t\"\xa1\x01\n\rLeaseResponse\x12,\n\x07welcome\x18\x01 \x01(\x0b\x32\x19.flowdeck.v1.AgentWelcomeH\x00\x12,\n\nleased_run\x18\x02 \x01(\x0b\x32\x16.flowdeck.v1.LeasedRunH\x00\x12,\n\ncancel_run\x18\x03 \x01(\x0b\x32\x16.flowdeck.v1.CancelRunH\x00\x42\x06\n\x04kind\"N\n\x0c\x41gentWelcome\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12,\n\tlease_ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xdb\x02\n\tLeasedRun\x12!\n\x05lease\x18\x01 \x01(\x0b\x32\x12.flowdeck.v1.Lease\x12&\n\x08\x66low_run\x18\x02 \x01(\x0b\x32\x14.flowdeck.v1.FlowRun\x12+\n\ndeployment\x18\x03 \x01(\x0b\x32\x17.flowdeck.v1.Deployment\x12(\n\tflow_data\x18\x04 \x01(\x0b\x32\x15.flowdeck.v1.FlowData\x12\x34\n\x0b\x66low_runner\x18\x05 \x01(\x0b\x32\x1f.flowdeck.v1.FlowRunnerSettings\x12/\n\x0estorage_config\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0cstorage_type\x18\x07 \x01(\t\x12/\n\x0bserver_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"2\n\tCancelRun\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t2R\n\x0c\x41gentService\x12\x42\n\x05Lease\x12\x19.flowdeck.v1.LeaseRequest\x1a\x1a.flowdeck.v1.LeaseResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66lowdeck/v1/agent_service.proto\x12\x0b\x66lowdeck.v1\x1a\x18\x66lowdeck/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x01\n\x0cLeaseRequest\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.flowdeck.v1.AgentHelloH\x00\x12\x30\n\theartbeat\x18\x02 \x01(\x0b\x32\x1b.flowdeck.v1.AgentHeartbeatH\x00\x12$\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x15.flowdeck.v1.LeaseAckH\x00\x12,\n\x07release\x18\x04 \x01(\x0b\x32\x19.flowdeck.v1.LeaseReleaseH\x00\x42\x06\n\x04kind\"\x87\x01\n\nAgentHello\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nagent_name\x18\x02 \x01(\t\x12\x13\n\x0bwork_queues\x18\x03 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12,\n\tlease_ttl\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"&\n\x0e\x41gentHeartbeat\x12\x14\n\x0c\x66low_run_ids\x18\x01 \x03(\t\"\x1d\n\x08LeaseAck\x12\x11\n\tlease_ids\x18\x01 \x03(\t\" \n\x0cLeaseRelease\x12\x10\n\x08lease_id\x18\x01 \x01(\t\"\xa1\x01\n\rLeaseResponse\x12,\n\x07welcome\x18\x01 \x01(\x0b\x32\x19.flowdeck.v1.AgentWelcomeH\x00\x12,\n\nleased_run\x18\x02 \x01(\x0b\x32\x16.flowdeck.v1.LeasedRunH\x00\x12,\n\ncancel_run\x18\x03 \x01(\x0b\x32\x16.flowdeck.v1.CancelRunH\x00\x42\x06\n\x04kind\"N\n\x0c\x41gentWelcome\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12,\n\tlease_ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xd1\x03\n\tLeasedRun\x12!\n\x05lease\x18\x01 \x01(\x0b\x32\x12.flowdeck.v1.Lease\x12&\n\x08\x66low_run\x18\x02 \x01(\x0b\x32\x14.flowdeck.v1.FlowRun\x12+\n\ndeployment\x18\x03 \x01(\x0b\x32\x17.flowdeck.v1.Deployment\x12(\n\tflow_data\x18\x04 \x01(\x0b\x32\x15.flowdeck.v1.FlowData\x12\x34\n\x0b\x66low_runner\x18\x05 \x01(\x0b\x32\x1f.flowdeck.v1.FlowRunnerSettings\x12/\n\x0estorage_config\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0cstorage_type\x18\x07 \x01(\t\x12/\n\x0bserver_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12?\n\rtrace_context\x18\t \x03(\x0b\x32(.flowdeck.v1.LeasedRun.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\tCancelRun\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t2R\n\x0c\x41gentService\x12\x42\n\x05Lease\x12\x19.flowdeck.v1.LeaseRequest\x1a\x1a.flowdeck.v1.LeaseResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flowdeck.v1.agent_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LEASEDRUN_TRACECONTEXTENTRY']._loaded_options = None
+  _globals['_LEASEDRUN_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_LEASEREQUEST']._serialized_start=170
   _globals['_LEASEREQUEST']._serialized_end=368
   _globals['_AGENTHELLO']._serialized_start=371
@@ -50,9 +52,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTWELCOME']._serialized_start=777
   _globals['_AGENTWELCOME']._serialized_end=855
   _globals['_LEASEDRUN']._serialized_start=858
-  _globals['_LEASEDRUN']._serialized_end=1205
-  _globals['_CANCELRUN']._serialized_start=1207
-  _globals['_CANCELRUN']._serialized_end=1257
-  _globals['_AGENTSERVICE']._serialized_start=1259
-  _globals['_AGENTSERVICE']._serialized_end=1341
+  _globals['_LEASEDRUN']._serialized_end=1323
+  _globals['_LEASEDRUN_TRACECONTEXTENTRY']._serialized_start=1272
+  _globals['_LEASEDRUN_TRACECONTEXTENTRY']._serialized_end=1323
+  _globals['_CANCELRUN']._serialized_start=1325
+  _globals['_CANCELRUN']._serialized_end=1375
+  _globals['_AGENTSERVICE']._serialized_start=1377
+  _globals['_AGENTSERVICE']._serialized_end=1459
 # @@protoc_insertion_point(module_scope)

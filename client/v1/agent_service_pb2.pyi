@@ -75,7 +75,14 @@ class AgentWelcome(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class LeasedRun(_message.Message):
-    __slots__ = ("lease", "flow_run", "deployment", "flow_data", "flow_runner", "storage_config", "storage_type", "server_time")
+    __slots__ = ("lease", "flow_run", "deployment", "flow_data", "flow_runner", "storage_config", "storage_type", "server_time", "trace_context")
+    class TraceContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     LEASE_FIELD_NUMBER: _ClassVar[int]
     FLOW_RUN_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +91,7 @@ class LeasedRun(_message.Message):
     STORAGE_CONFIG_FIELD_NUMBER: _ClassVar[int]
     STORAGE_TYPE_FIELD_NUMBER: _ClassVar[int]
     SERVER_TIME_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     lease: _common_pb2.Lease
     flow_run: _common_pb2.FlowRun
     deployment: _common_pb2.Deployment
@@ -92,7 +100,8 @@ class LeasedRun(_message.Message):
     storage_config: _struct_pb2.Struct
     storage_type: str
     server_time: _timestamp_pb2.Timestamp
-    def __init__(self, lease: _Optional[_Union[_common_pb2.Lease, _Mapping]] = ..., flow_run: _Optional[_Union[_common_pb2.FlowRun, _Mapping]] = ..., deployment: _Optional[_Union[_common_pb2.Deployment, _Mapping]] = ..., flow_data: _Optional[_Union[_common_pb2.FlowData, _Mapping]] = ..., flow_runner: _Optional[_Union[_common_pb2.FlowRunnerSettings, _Mapping]] = ..., storage_config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., storage_type: _Optional[str] = ..., server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    trace_context: _containers.ScalarMap[str, str]
+    def __init__(self, lease: _Optional[_Union[_common_pb2.Lease, _Mapping]] = ..., flow_run: _Optional[_Union[_common_pb2.FlowRun, _Mapping]] = ..., deployment: _Optional[_Union[_common_pb2.Deployment, _Mapping]] = ..., flow_data: _Optional[_Union[_common_pb2.FlowData, _Mapping]] = ..., flow_runner: _Optional[_Union[_common_pb2.FlowRunnerSettings, _Mapping]] = ..., storage_config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., storage_type: _Optional[str] = ..., server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CancelRun(_message.Message):
     __slots__ = ("flow_run_id", "lease_id")

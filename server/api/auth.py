@@ -26,8 +26,8 @@ from flowdeck.server.api.security import Principal, Security, current_principal
 
 log = logging.getLogger("flowdeck.server.auth")
 
-_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
-_HANDLER_FOR = {
+KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+HANDLER_FOR = {
     "unary_unary": grpc.unary_unary_rpc_method_handler,
     "unary_stream": grpc.unary_stream_rpc_method_handler,
     "stream_unary": grpc.stream_unary_rpc_method_handler,
@@ -67,9 +67,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or SCOPE_FOR.get(handler_call_details.method) == OPEN:
             return handler
-        kind = next(k for k in _KINDS if getattr(handler, k) is not None)
+        kind = next(k for k in KINDS if getattr(handler, k) is not None)
         guarded = self._guard(getattr(handler, kind), kind, handler_call_details)
-        return _HANDLER_FOR[kind](guarded, handler.request_deserializer, handler.response_serializer)
+        return HANDLER_FOR[kind](guarded, handler.request_deserializer, handler.response_serializer)
 
     def _guard(self, inner, kind: str, details):
         """One coroutine for every handler kind: responses of a server stream

@@ -7,6 +7,7 @@ from typing import Callable, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
+from flowdeck.core import logs
 from flowdeck.core.errors import AbortedError
 from flowdeck.server import requests
 from flowdeck.server.api.security import Security
@@ -49,6 +50,7 @@ class Servicer:
         """Run `work(session)` in one write transaction. With a request_id, the
         first response is stored in the same transaction and replayed on repeats."""
         request_id = requests.check_request_id(request_id)
+        logs.bind(request_id=request_id)
 
         def tx():
             with self.db.write() as s:

@@ -496,6 +496,7 @@ def leased_run_out(lease: Lease) -> apb.LeasedRun:
         msg.storage_config.CopyFrom(dict_to_struct(storage_config))
     msg.flow_runner.type = lease.runner_type
     msg.flow_runner.config.CopyFrom(dict_to_struct(lease.runner_config))
+    msg.trace_context.update(lease.trace_context or {})
     return msg
 
 

@@ -1,7 +1,7 @@
 """FlowRunService."""
 from google.protobuf import empty_pb2
 
-from flowdeck.server import flow_runs
+from flowdeck.server import flow_runs, tracing
 from flowdeck.server.api import convert
 from flowdeck.server.api.base import Servicer
 from flowdeck.core.errors import invalid_field
@@ -16,6 +16,7 @@ ORDERS = {"": False, "expected_start_time": False, "expected_start_time asc": Fa
 class FlowRunServicer(Servicer, rpc.FlowRunServiceServicer):
     async def CreateFlowRun(self, request, context):
         inp = convert.flow_run_in(request.flow_run)
+        inp.trace_context = tracing.call_context()
         response = await self.mutate(
             "CreateFlowRun", request.request_id, c.FlowRun,
             lambda s: convert.flow_run_out(flow_runs.create(s, inp)),
@@ -36,12 +37,13 @@ class FlowRunServicer(Servicer, rpc.FlowRunServiceServicer):
         run_name = convert.name(request.name, "name") if request.name else ""
         if len(request.idempotency_key) > 300:
             raise invalid_field("idempotency_key", request.idempotency_key, "must be at most 300 characters")
+        trace = tracing.call_context()
 
         def work(s):
             row = flow_runs.create_from_deployment(
                 s, deployment_id=dep_id, deployment_name=dep_name, parameters=params, tags=tags,
                 expected_start_time=expected, idempotency_key=request.idempotency_key or None,
-                state=state, name=run_name,
+                state=state, name=run_name, trace_context=trace,
             )
             return convert.flow_run_out(row)
 

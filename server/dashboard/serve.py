@@ -1,4 +1,4 @@
-"""Serve the dashboard from `flowdeck server start`: uvicorn on its own port,
+"""Serve the dashboard (and /metrics) from `flowdeck server start`: uvicorn on its own port,
 in its own thread and event loop, so rendering pages never runs on the gRPC
 server's loop. The dashboard reaches the API through a private Unix socket the
 gRPC server also listens on (same interceptors: keys, scopes, limits), which
@@ -15,6 +15,8 @@ import tempfile
 import threading
 
 from flowdeck.core.errors import FailedPreconditionError
+
+METRICS_PATH = "/metrics"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -33,6 +35,17 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
+
+
+def with_metrics(app, metrics):
+    """`app` with /metrics answered by `metrics` (everything else, lifespan included, goes to `app`)."""
+
+    async def routed(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == METRICS_PATH:
+            return await metrics(scope, receive, send)
+        return await app(scope, receive, send)
+
+    return routed
 
 
 class DashboardServer:
@@ -58,8 +71,11 @@ class DashboardServer:
         scheme = "https" if self.settings.tls_cert else "http"
         return f"{scheme}://{host}:{self.port}/"
 
-    def start(self) -> None:
+    def start(self, metrics=None) -> None:
+        """Serve the dashboard (unless settings.ui is off) and, given `metrics`
+        (an ASGI app), /metrics beside it."""
         import uvicorn
+        from starlette.applications import Starlette
 
         from flowdeck.server.dashboard.app import create_app
 
@@ -69,9 +85,11 @@ class DashboardServer:
             tls = dict(ssl_certfile=s.tls_cert, ssl_keyfile=s.tls_key)
             if s.tls_client_ca:
                 tls.update(ssl_ca_certs=s.tls_client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
-        self._app = create_app(self.api_address, auth=s.auth, secure=bool(s.tls_cert))
-        config = uvicorn.Config(self._app, lifespan="on", log_level="warning", access_log=False, loop="asyncio",
-                                http="h11", timeout_graceful_shutdown=3, **tls)
+        self._app = create_app(self.api_address, auth=s.auth, secure=bool(s.tls_cert)) if s.ui else Starlette()
+        app = self._app if metrics is None else with_metrics(self._app, metrics)
+        # log_config=None: uvicorn's loggers go to the process's handler (text or JSON lines).
+        config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False, loop="asyncio",
+                                log_config=None, http="h11", timeout_graceful_shutdown=3, **tls)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="flowdeck-dashboard", daemon=True)
         self._thread.start()
@@ -85,7 +103,7 @@ class DashboardServer:
 
     def stop(self) -> None:
         """End the live streams (else shutdown would wait for them), then the server."""
-        if self._loop is not None and not self._loop.is_closed():
+        if self._loop is not None and not self._loop.is_closed() and self.settings.ui:
             self._loop.call_soon_threadsafe(self._app.state.dashboard.hub.close)
         if self._server is not None:
             self._server.should_exit = True
