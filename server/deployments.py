@@ -89,10 +89,12 @@ def _apply(row: DeploymentRow, inp: DeploymentInput, fields) -> set[str]:
 
 
 def _check_parameters(row: DeploymentRow, changed: set[str]) -> None:
-    """The defaults fit the schema (required ones may be left to each run)."""
-    if changed & {"parameters", "parameter_schema"}:
+    """The defaults fit the schema. Required parameters may be left to each
+    run, but not on a scheduled deployment: its runs get the defaults only."""
+    if changed & {"parameters", "parameter_schema", "schedule"}:
         parameter_schemas.check(row.parameter_schema, row.parameters or {}, path="deployment.parameters",
-                                require_all=False)
+                                require_all=bool(row.schedule),
+                                required_why=": the schedule's runs get only the deployment's parameters")
 
 
 def _settle(s: Session, row: DeploymentRow, flow_name: str, changed: set[str], now: dt.datetime, settings,

@@ -126,10 +126,12 @@ def validator(schema: dict) -> Draft202012Validator:
 
 # -- parameters ----------------------------------------------------------------------
 
-def check(schema: dict | None, parameters: dict, *, path: str = "parameters", require_all: bool = True) -> None:
+def check(schema: dict | None, parameters: dict, *, path: str = "parameters", require_all: bool = True,
+          required_why: str = "") -> None:
     """Refuse `parameters` that do not fit `schema` (None: anything goes).
     `require_all=False` lets required parameters be missing (a deployment's
-    defaults). One field violation per bad parameter."""
+    defaults); `required_why` says why a missing one is needed. One field
+    violation per bad parameter."""
     if not schema:
         return
     try:
@@ -137,14 +139,14 @@ def check(schema: dict | None, parameters: dict, *, path: str = "parameters", re
     except Unresolvable as e:
         raise FailedPreconditionError(f"the deployment's parameter schema cannot be used: {e}",
                                       reason="PARAMETER_SCHEMA_UNUSABLE") from None
-    violations = _violations(schema, parameters, errors, path, require_all)
+    violations = _violations(schema, parameters, errors, path, require_all, required_why)
     if violations:
         message = "; ".join(f"{v.field}: {v.description}" for v in violations)
         raise InvalidArgumentError(message, violations=violations, reason="INVALID_PARAMETERS")
 
 
 def _violations(schema: dict, parameters: dict, errors: list[ValidationError], path: str,
-                require_all: bool) -> list[FieldViolation]:
+                require_all: bool, required_why: str = "") -> list[FieldViolation]:
     out: list[FieldViolation] = []
     by_parameter: dict[str, list[ValidationError]] = {}
     for err in errors:
@@ -152,7 +154,7 @@ def _violations(schema: dict, parameters: dict, errors: list[ValidationError], p
             by_parameter.setdefault(str(err.absolute_path[0]), []).append(err)
         elif err.validator == "required":
             if require_all:
-                out += [FieldViolation(f"{path}.{name}", "is required")
+                out += [FieldViolation(f"{path}.{name}", f"is required{required_why}")
                         for name in schema.get("required", ()) if name not in parameters]
         elif err.validator in ("additionalProperties", "unevaluatedProperties"):
             known = ", ".join(sorted(schema.get("properties") or {})) or "none"

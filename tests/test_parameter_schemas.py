@@ -216,6 +216,21 @@ def test_defaults_are_checked_at_create_and_update(client):
         "name": "x", "zz": 1}
 
 
+def test_a_scheduled_deployment_needs_every_required_parameter_in_its_defaults(client):
+    """Scheduled runs get the deployment's parameters only: a required one
+    without a default would fail every run, so the schedule is refused."""
+    e = refused(lambda: client.create_deployment("d", flow_name="f", parameters={"name": "x"},
+                                                 parameter_schema=SCHEMA, schedule={"interval": 3600}),
+                "deployment.parameters.count")
+    assert "schedule" in e.violations[0].description
+    assert client.list_deployments() == [] and client.list_flow_runs() == []
+    dep, _ = client.create_deployment("d", flow_name="f", parameters={"name": "x"}, parameter_schema=SCHEMA)
+    refused(lambda: client.update_deployment(dep.id, schedule={"interval": 3600}), "deployment.parameters.count")
+    assert client.get_deployment(dep.id).schedule is None
+    scheduled = client.update_deployment(dep.id, schedule={"interval": 3600}, parameters={"count": 2})
+    assert scheduled.schedule is not None and scheduled.next_run_time is not None
+
+
 @pytest.mark.parametrize("schema, field", [
     ({"type": "string"}, "deployment.parameter_schema.type"),
     ({"properties": {}}, "deployment.parameter_schema.type"),
