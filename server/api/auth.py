@@ -19,6 +19,7 @@ import logging
 import grpc
 
 from flowdeck.core.errors import DeadlineExceededError, FlowdeckError, UnauthenticatedError
+from flowdeck.server.api.handlers import kind_of, rewrapped
 from flowdeck.server.api.interceptors import status_for
 from flowdeck.server.api.limits import CallLimits
 from flowdeck.server.api.scopes import AGENT_CHECKS, MUTATING, OPEN, SCOPE_FOR
@@ -26,13 +27,6 @@ from flowdeck.server.api.security import Principal, Security, current_principal
 
 log = logging.getLogger("flowdeck.server.auth")
 
-KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
-HANDLER_FOR = {
-    "unary_unary": grpc.unary_unary_rpc_method_handler,
-    "unary_stream": grpc.unary_stream_rpc_method_handler,
-    "stream_unary": grpc.stream_unary_rpc_method_handler,
-    "stream_stream": grpc.stream_stream_rpc_method_handler,
-}
 
 
 async def _abort(context, exc: BaseException):
@@ -67,9 +61,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or SCOPE_FOR.get(handler_call_details.method) == OPEN:
             return handler
-        kind = next(k for k in KINDS if getattr(handler, k) is not None)
-        guarded = self._guard(getattr(handler, kind), kind, handler_call_details)
-        return HANDLER_FOR[kind](guarded, handler.request_deserializer, handler.response_serializer)
+        kind = kind_of(handler)
+        return rewrapped(handler, kind, self._guard(getattr(handler, kind), kind, handler_call_details))
 
     def _guard(self, inner, kind: str, details):
         """One coroutine for every handler kind: responses of a server stream

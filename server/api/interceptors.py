@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from flowdeck.core import errors
 from flowdeck.server.api.convert import find_nul
+from flowdeck.server.api.handlers import kind_of, rewrapped
 from flowdeck.v1 import common_pb2
 
 log = logging.getLogger("flowdeck.server.api")
@@ -116,62 +117,39 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             # grpc's own services (health, reflection) report their own errors;
             # Health.Watch is a coroutine writing with context.write, not a generator.
             return handler
-        if handler.unary_unary:
-            inner = handler.unary_unary
+        kind = kind_of(handler)
+        return rewrapped(handler, kind, _guarded(getattr(handler, kind), kind))
 
-            async def unary_unary(request, context):
-                try:
-                    check_request(request)
-                    return await inner(request, context)
-                except Exception as exc:
-                    if _is_abort(exc):
-                        raise
-                    await _abort(context, exc)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream:
-            inner_us = handler.unary_stream
+def _guarded(inner, kind: str):
+    """The handler with its errors turned into statuses. A server stream stays
+    an async generator (the interceptors outside iterate it); a single request
+    is checked before the handler sees it (a client stream's messages are
+    checked as they come, by the request limits)."""
+    check = (lambda request: None) if kind.startswith("stream") else check_request
 
-            async def unary_stream(request, context):
-                try:
-                    check_request(request)
-                    async for item in inner_us(request, context):
-                        yield item
-                except Exception as exc:
-                    if _is_abort(exc):
-                        raise
-                    await _abort(context, exc)
-
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.stream_unary:
-            inner_su = handler.stream_unary
-
-            async def stream_unary(request_iterator, context):
-                try:
-                    return await inner_su(request_iterator, context)
-                except Exception as exc:
-                    if _is_abort(exc):
-                        raise
-                    await _abort(context, exc)
-
-            return grpc.stream_unary_rpc_method_handler(
-                stream_unary, handler.request_deserializer, handler.response_serializer
-            )
-        inner_ss = handler.stream_stream
-
-        async def stream_stream(request_iterator, context):
+    if kind.endswith("stream"):
+        async def guarded_stream(request, context):
             try:
-                async for item in inner_ss(request_iterator, context):
+                check(request)
+                async for item in inner(request, context):
                     yield item
             except Exception as exc:
-                if _is_abort(exc):
-                    raise
-                await _abort(context, exc)
+                await _status_for_error(context, exc)
 
-        return grpc.stream_stream_rpc_method_handler(
-            stream_stream, handler.request_deserializer, handler.response_serializer
-        )
+        return guarded_stream
+
+    async def guarded(request, context):
+        try:
+            check(request)
+            return await inner(request, context)
+        except Exception as exc:
+            await _status_for_error(context, exc)
+
+    return guarded
+
+
+async def _status_for_error(context, exc: Exception) -> None:
+    if _is_abort(exc):
+        raise exc
+    await _abort(context, exc)

@@ -16,7 +16,7 @@ import grpc
 
 from flowdeck.core import logs, telemetry
 from flowdeck.server import metrics, tracing
-from flowdeck.server.api.auth import HANDLER_FOR, KINDS
+from flowdeck.server.api.handlers import kind_of, rewrapped
 
 
 class _Method:
@@ -57,7 +57,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None  # an unknown method: UNIMPLEMENTED, and no label made for it
-        kind = next(k for k in KINDS if getattr(handler, k) is not None)
+        kind = kind_of(handler)
         method = self._methods.get(handler_call_details.method)
         if method is None:
             method = self._methods[handler_call_details.method] = _Method(
@@ -83,7 +83,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 method.in_flight.dec()
                 method.done(_code(context, exc), time.perf_counter() - started)
 
-        return HANDLER_FOR[kind](observed, handler.request_deserializer, handler.response_serializer)
+        return rewrapped(handler, kind, observed)
 
 
 def _flowdeck_only(details) -> bool:
