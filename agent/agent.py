@@ -32,7 +32,7 @@ from flowdeck.channels import normalize_address
 from flowdeck.client import FlowdeckClient
 from flowdeck.exceptions import FlowdeckError
 from flowdeck.core import logs, telemetry
-from flowdeck.core.settings import env_values
+from flowdeck.core.settings import load_settings
 from flowdeck.v1 import agent_service_pb2 as apb
 from flowdeck.v1 import agent_service_pb2_grpc as agrpc
 
@@ -64,11 +64,10 @@ class AgentSettings(BaseModel):
 
     @classmethod
     def from_env(cls, **overrides) -> "AgentSettings":
-        values = env_values(cls, "FLOWDECK_AGENT_")
-        if "api_url" not in values and os.environ.get("FLOWDECK_API_URL"):
-            values["api_url"] = os.environ["FLOWDECK_API_URL"]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        """FLOWDECK_AGENT_* variables (FLOWDECK_API_URL for the server), then
+        `overrides` (flags; None: not given). A bad value raises
+        InvalidArgumentError naming the setting and its source."""
+        return load_settings(cls, "FLOWDECK_AGENT_", overrides, fallbacks={"api_url": "FLOWDECK_API_URL"})
 
 
 class RunSlot:

@@ -35,19 +35,13 @@ def start(args) -> int:
     # The agent forks flow processes while gRPC threads run; gRPC's fork
     # handlers are not needed (children never use the parent's channels).
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
-    from pydantic import ValidationError
-
     from flowdeck.agent.agent import AgentSettings, main
 
     if args.limit is not None and args.limit < 1:
         print(f"Error: --limit must be at least 1, not {args.limit}", file=sys.stderr)
         return 1
-    try:
-        settings = AgentSettings.from_env(api_url=args.api_url, work_queues=args.work_queues, limit=args.limit,
-                                          name=args.name, shutdown_grace=args.shutdown_grace,
-                                          cancel_grace=args.cancel_grace, metrics_port=args.metrics_port)
-    except ValidationError as e:
-        err = e.errors()[0]
-        print(f"Error: invalid agent setting {'.'.join(str(x) for x in err['loc'])}: {err['msg']}", file=sys.stderr)
-        return 1
+    # A bad setting is an InvalidArgumentError naming it: the CLI prints it in one line.
+    settings = AgentSettings.from_env(api_url=args.api_url, work_queues=args.work_queues, limit=args.limit,
+                                      name=args.name, shutdown_grace=args.shutdown_grace,
+                                      cancel_grace=args.cancel_grace, metrics_port=args.metrics_port)
     return main(settings, args.log_level, args.log_format)

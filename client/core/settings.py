@@ -16,11 +16,6 @@ def flowdeck_home() -> Path:
     return Path(os.environ.get("FLOWDECK_HOME") or Path.home() / ".flowdeck").expanduser()
 
 
-def env_values(model: type[BaseModel], prefix: str) -> dict[str, str]:
-    """The fields of `model` set (non-empty) in the environment as PREFIX + NAME."""
-    return {name: value for name, (value, _var) in _from_env(model, prefix, {}).items()}
-
-
 def _from_env(model: type[BaseModel], prefix: str, fallbacks: dict[str, str]) -> dict[str, tuple[str, str]]:
     found = {}
     for name in model.model_fields:
