@@ -403,6 +403,48 @@ def test_run_list_ties_are_stable_across_pages(db):
         assert seen == sorted(seen, reverse=descending)
 
 
+def _all_pages(db, f: RunFilter, size: int) -> list[str]:
+    seen, token = [], ""
+    with db.read() as s:
+        while True:
+            rows, token = flow_runs.list_(s, f, size, token)
+            seen += [r.id for r in rows]
+            if not token:
+                return seen
+
+
+def test_run_list_of_several_states_pages_in_order(db):
+    """Several state types are read one index range each and merged: the pages
+    are still in (expected start, id) order, ties included, each run once."""
+    with db.write() as s:
+        dep, _ = deployments.upsert(s, dep_input("d", "f"))
+    kinds = ["FAILED", "CRASHED", "COMPLETED", "SCHEDULED"]
+    runs = []
+    for i in range(26):
+        with db.write() as s:
+            run = flow_runs.create(s, FlowRunInput(flow_name="f", name=f"r{i}", deployment_id=dep.id if i % 2 else None,
+                                                   expected_start_time=T0 + dt.timedelta(minutes=i // 3)))
+            state = kinds[i % 4]
+            if state != "SCHEDULED":
+                flow_runs.set_state(s, run.id, StateInput(state), force=True)
+        runs.append((run.expected_start_time, run.id, state, run.deployment_id))
+    for descending in (False, True):
+        for types, dep_id in [(["FAILED", "CRASHED"], ""), (["CRASHED", "SCHEDULED", "COMPLETED"], ""),
+                              (["FAILED", "CRASHED", "COMPLETED"], dep.id)]:
+            expected = [i for t, i, state, d in sorted(runs, reverse=descending)
+                        if state in types and (not dep_id or d == dep_id)]
+            for size in (1, 4, 50):
+                f = RunFilter(state_types=types, deployment_id=dep_id, descending=descending)
+                assert _all_pages(db, f, size) == expected, (descending, types, size)
+        with db.read() as s:
+            window = RunFilter(state_types=["FAILED", "CRASHED"], descending=descending,
+                               expected_start_after=T0 + dt.timedelta(minutes=2),
+                               expected_start_before=T0 + dt.timedelta(minutes=5))
+            got = [r.id for r in flow_runs.list_(s, window, 0, "")[0]]
+        assert got == [i for t, i, state, _ in sorted(runs, reverse=descending)
+                       if state in ("FAILED", "CRASHED") and 2 <= (t - T0).seconds // 60 <= 5]
+
+
 def test_page_tokens_and_sizes_are_validated(db):
     with db.read() as s:
         for bad in ["garbage", "eyJvIjogLTF9", "eyJvIjogImEifQ", "!!!", "e30"]:
