@@ -189,6 +189,74 @@ def test_deployment_list_filters_by_flow_and_tags(db):
         assert names(flow_name="f", tags=["y"]) == ["f/a"]
 
 
+def test_deployment_list_by_name_contains(db):
+    with db.write() as s:
+        for flow, name in [("etl", "Daily-EU"), ("etl", "daily_us"), ("ml", "train"), ("ml", "100%"),
+                           ("Daily", "x")]:
+            deployments.upsert(s, dep_input(name, flow, tags=["t"] if name != "train" else []))
+    with db.read() as s:
+        def names(text, size=0, **kw):
+            seen, token = [], ""
+            while True:
+                rows, token = deployments.list_(s, size, token, name_contains=text, **kw)
+                seen += [f"{r.flow_name}/{r.name}" for r in rows]
+                if not token:
+                    return seen
+
+        assert names("daily") == ["Daily/x", "etl/Daily-EU", "etl/daily_us"]  # either case, flow name too
+        assert names("DAILY", size=1) == ["Daily/x", "etl/Daily-EU", "etl/daily_us"]
+        assert names("l/d") == ["etl/Daily-EU", "etl/daily_us"]  # across the "/"
+        # LIKE's wildcards are plain characters.
+        assert names("_") == ["etl/daily_us"] and names("%") == ["ml/100%"] and names("y%") == []
+        assert names("daily", flow_name="etl", tags=["t"]) == ["etl/Daily-EU", "etl/daily_us"]
+        assert names("") == ["Daily/x", "etl/Daily-EU", "etl/daily_us", "ml/100%", "ml/train"]
+        with pytest.raises(InvalidArgumentError, match="name_contains"):
+            deployments.list_(s, 0, "", name_contains="x" * 402)
+        # A page token is bound to the text it was made for.
+        _, token = deployments.list_(s, 1, "", name_contains="daily")
+        with pytest.raises(InvalidArgumentError, match="page_token"):
+            deployments.list_(s, 1, token, name_contains="train")
+
+
+def test_deployment_last_run_is_its_latest_run_out_of_scheduled(db):
+    with db.write() as s:
+        dep, _ = deployments.upsert(s, dep_input("d", "f"))
+        other, _ = deployments.upsert(s, dep_input("e", "f"))
+    assert dep.last_run is None
+
+    def run(minutes, state, dep_id=dep.id):
+        with db.write() as s:
+            r = flow_runs.create(s, FlowRunInput(flow_name="f", deployment_id=dep_id,
+                                                 expected_start_time=T0 + dt.timedelta(minutes=minutes)))
+            if state != "SCHEDULED":
+                flow_runs.set_state(s, r.id, StateInput(state), force=True)
+            return r
+
+    def last_runs():
+        with db.read() as s:
+            listed = {d.id: d.last_run for d in deployments.list_(s, 0, "")[0]}
+            for d in (dep, other):
+                assert deployments.get(s, d.id).last_run == listed[d.id]
+                assert deployments.get_by_name(s, f"f/{d.name}").last_run == listed[d.id]
+        return listed
+
+    run(0, "SCHEDULED")
+    assert last_runs() == {dep.id: None, other.id: None}
+    done = run(10, "COMPLETED")
+    run(20, "SCHEDULED")  # upcoming runs are not the last one
+    run(30, "CANCELLED", other.id)  # nor another deployment's
+    got = last_runs()[dep.id]
+    assert (got.id, got.state_type, got.state_name) == (done.id, "COMPLETED", "Completed")
+    assert got.expected_start_time == T0 + dt.timedelta(minutes=10) and got.end_time is not None
+    run(5, "FAILED")  # an earlier run failing later is not the last one
+    assert last_runs()[dep.id].id == done.id
+    running = run(15, "RUNNING")
+    assert last_runs()[dep.id].id == running.id and last_runs()[other.id].state_type == "CANCELLED"
+    with db.write() as s:  # the deployment as an update returns it
+        assert deployments.update(s, dep.id, DeploymentInput(description="x"), ["description"]).last_run.id \
+            == running.id
+
+
 def test_deployment_pagination_visits_each_once(db):
     with db.write() as s:
         for i in range(23):

@@ -161,9 +161,11 @@ class FlowdeckClient:
         return convert.deployment_from_pb(
             self._transport.call(stub.GetDeploymentByName, dpb.GetDeploymentByNameRequest(name=name)))
 
-    def list_deployments(self, *, flow_name: str = "", tags: list[str] | None = None,
+    def list_deployments(self, *, flow_name: str = "", tags: list[str] | None = None, name_contains: str = "",
                          limit: int | None = 50) -> list[models.Deployment]:
-        req = dpb.ListDeploymentsRequest(flow_name=flow_name, tags=tags or [])
+        """Deployments in "flow/deployment" order; `name_contains`: only those
+        whose full name contains the text (ignoring ASCII case)."""
+        req = dpb.ListDeploymentsRequest(flow_name=flow_name, tags=tags or [], name_contains=name_contains)
         stub = self._stub(dgrpc.DeploymentServiceStub)
         return [convert.deployment_from_pb(m)
                 for m in self._transport.pages(stub.ListDeployments, req, "deployments", limit)]
