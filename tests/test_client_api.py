@@ -148,7 +148,8 @@ def test_every_list_takes_a_limit_of_50_by_default():
 
 
 def test_every_get_raises_not_found(client):
-    gets = _public_methods("get_")
+    # Every get of a thing by its id or name (get_current_api_key looks nothing up).
+    gets = [(name, method) for name, method in _public_methods("get_") if name != "get_current_api_key"]
     assert len(gets) >= 9
     for name, method in gets:
         name_arg = "nope/nothing" if "deployment" in name else "nothing"  # deployments: "flow/deployment"

@@ -467,7 +467,14 @@ class FlowdeckClient:
             raise exc.DataLossError(f"flow data {sha256} arrived corrupt (hash mismatch)")
         return data
 
-    # -- API keys (admin scope) --------------------------------------------------------
+    # -- API keys (admin scope, but for the caller's own) --------------------------------
+
+    def get_current_api_key(self) -> models.ApiKey:
+        """The key this client calls with (its name and scope; never the key
+        itself). Any scope may ask; a server without --auth refuses it with
+        FailedPreconditionError (reason AUTH_DISABLED)."""
+        stub = self._stub(akgrpc.ApiKeyServiceStub)
+        return convert.api_key_from_pb(self._transport.call(stub.GetCurrentApiKey, akpb.GetCurrentApiKeyRequest()))
 
     def create_api_key(self, name: str, *, scope: str) -> tuple[models.ApiKey, str]:
         """A new key with `scope` (read, write, agent or admin). Returns (key
