@@ -65,9 +65,9 @@ class Order:
         bound = first.column <= values[0] if first.descending else first.column >= values[0]
         return and_(bound, or_(*terms))
 
-    def on(self, table) -> list:
-        """The ORDER BY clauses over `table`'s columns of the same names (a subquery of the List's rows)."""
-        return [table.c[k.attr].desc() if k.descending else table.c[k.attr] for k in self.keys]
+    def on(self, columns) -> list:
+        """The ORDER BY clauses over `columns` of the same names (a UNION of the List's rows)."""
+        return [columns[k.attr].desc() if k.descending else columns[k.attr] for k in self.keys]
 
     def decode(self, raw: list, token: str) -> list:
         if not isinstance(raw, list) or len(raw) != len(self.keys):
@@ -157,8 +157,8 @@ def paginate(s: Session, stmt, order: Order, size: int, token: str, *, listing: 
     if len(parts) == 1:
         stmt = parts[0]
     else:
-        merged = union_all(*[select(part.subquery()) for part in parts]).subquery()
-        stmt = select(merged).order_by(*order.on(merged)).limit(size + 1)
+        merged = union_all(*[select(part.subquery()) for part in parts])
+        stmt = merged.order_by(*order.on(merged.selected_columns)).limit(size + 1)
     rows = list(s.scalars(stmt) if scalars else s.execute(stmt))
     token = encode(order.values(rows[size - 1]), listing, filter_) if len(rows) > size else ""
     rows = rows[:size]
