@@ -208,9 +208,9 @@ _BY_FULL_NAME = pagination.Order(pagination.Key(_F.c.name, "flow_name"), paginat
 MAX_NAME_CONTAINS = 401  # "flow/deployment": two names of at most 200 characters
 
 
-def check_name_contains(text: str, path: str = "name_contains") -> str:
+def _checked_name_contains(text: str) -> str:
     if len(text) > MAX_NAME_CONTAINS:
-        raise invalid_field(path, text, f"must be at most {MAX_NAME_CONTAINS} characters")
+        raise invalid_field("name_contains", text, f"must be at most {MAX_NAME_CONTAINS} characters")
     return text
 
 
@@ -224,7 +224,7 @@ def list_(s: Session, page_size: int, page_token: str, flow_name: str = "", tags
     if tags:
         stmt = stmt.where(has_all_tags(_D.c.tags, tags, s.bind.dialect.name))
     if name_contains:
-        stmt = stmt.where((_F.c.name + "/" + _D.c.name).icontains(check_name_contains(name_contains),
+        stmt = stmt.where((_F.c.name + "/" + _D.c.name).icontains(_checked_name_contains(name_contains),
                                                                   autoescape=True))
     filter_ = [flow_name, tags or []] + ([name_contains] if name_contains else [])
     return pagination.paginate(s, stmt, _BY_FULL_NAME, page_size, page_token, listing="deployments",

@@ -35,11 +35,10 @@ class DeploymentServicer(Servicer, rpc.DeploymentServiceServicer):
 
     async def ListDeployments(self, request, context):
         tags = convert.tags(request.tags, "tags")
-        name_contains = deployments.check_name_contains(request.name_contains)
 
         def work(s):
             rows, token = deployments.list_(s, request.page_size, request.page_token, request.flow_name, tags,
-                                            name_contains)
+                                            request.name_contains)
             return pb.ListDeploymentsResponse(
                 deployments=[convert.deployment_out(r) for r in rows], next_page_token=token
             )
