@@ -10,6 +10,7 @@ from flowdeck.core.models import (
     FlowData,
     FlowRun,
     FlowRunnerSettings,
+    FlowRunSummary,
     Lease,
     LogRecord,
     State,
@@ -20,6 +21,6 @@ from flowdeck.core.models import (
 )
 
 __all__ = [
-    "ApiKey", "Deployment", "Flow", "FlowData", "FlowRun", "FlowRunnerSettings", "Lease", "LogRecord", "State",
-    "StateType", "StorageBlock", "TERMINAL_STATES", "WorkQueue", "WorkQueueFilter",
+    "ApiKey", "Deployment", "Flow", "FlowData", "FlowRun", "FlowRunSummary", "FlowRunnerSettings", "Lease",
+    "LogRecord", "State", "StateType", "StorageBlock", "TERMINAL_STATES", "WorkQueue", "WorkQueueFilter",
 ]

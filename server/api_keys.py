@@ -162,6 +162,13 @@ def _other_admins(s: Session, key_id: str) -> int:
     return len(s.scalars(stmt).all())
 
 
+def get(s: Session, key_id: str) -> ApiKeyRow:
+    row = s.get(ApiKeyRow, key_id)
+    if row is None:
+        raise NotFoundError(f"no API key with id {key_id!r}", reason="API_KEY_NOT_FOUND", name=key_id)
+    return row
+
+
 def lookup(s: Session, key_id: str) -> KeyInfo | None:
     row = s.get(ApiKeyRow, key_id)
     if row is None:

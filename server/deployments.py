@@ -102,13 +102,13 @@ def _settle(s: Session, row: DeploymentRow, flow_name: str, changed: set[str], n
     """After a change: replace the future runs when scheduling changed (in the
     same transaction); the deployment as the API shows it."""
     s.flush()
+    created = 0
     if changed & set(SCHEDULING_FIELDS):
         created = scheduler.reschedule_deployment(s, row, now, settings, fresh=fresh)
-        # A deployment created without runs has no next run: no query needed.
-        next_run = scheduler.next_run_time(s, row.id) if created or not fresh else None
-    else:
-        next_run = scheduler.next_run_time(s, row.id)
-    return DeploymentView.of(row, flow_name, next_run)
+    if fresh and not created:
+        # A deployment created without runs has no next or last run: no query needed.
+        return DeploymentView.of(row, flow_name)
+    return get(s, row.id)
 
 
 def upsert(s: Session, inp: DeploymentInput, now: dt.datetime | None = None,
@@ -172,7 +172,7 @@ def get(conn, deployment_id: str) -> DeploymentView:
     row = conn.execute(_BY_ID, {"dep_id": deployment_id}).first()
     if row is None:
         raise _not_found(deployment_id)
-    return DeploymentView(*row)
+    return DeploymentView.from_row(row)
 
 
 def get_by_name(conn, full: str, field: str = "name") -> DeploymentView:
@@ -181,7 +181,7 @@ def get_by_name(conn, full: str, field: str = "name") -> DeploymentView:
     row = conn.execute(_BY_NAME, {"flow_name": flow_name, "dep_name": dep_name}).first()
     if row is None:
         raise _not_found(full)
-    return DeploymentView(*row)
+    return DeploymentView.from_row(row)
 
 
 def for_run(conn, *, deployment_id: str = "", deployment_name: str = "",
@@ -207,15 +207,30 @@ def split_name(full: str, field: str = "name") -> tuple[str, str]:
 _BY_FULL_NAME = pagination.Order(pagination.Key(_F.c.name, "flow_name"), pagination.Key(_D.c.name, "name"))
 
 
-def list_(s: Session, page_size: int, page_token: str, flow_name: str = "",
-          tags: list[str] | None = None) -> tuple[list[DeploymentView], str]:
+MAX_NAME_CONTAINS = 401  # "flow/deployment": two names of at most 200 characters
+
+
+def _checked_name_contains(text: str) -> str:
+    if len(text) > MAX_NAME_CONTAINS:
+        raise invalid_field("name_contains", text, f"must be at most {MAX_NAME_CONTAINS} characters")
+    return text
+
+
+def list_(s: Session, page_size: int, page_token: str, flow_name: str = "", tags: list[str] | None = None,
+          name_contains: str = "") -> tuple[list[DeploymentView], str]:
+    """A page in "flow/deployment" order; `name_contains`: only those whose full
+    name contains the text, ignoring ASCII case (LIKE's wildcards taken literally)."""
     stmt = DEPLOYMENTS
     if flow_name:
         stmt = stmt.where(_F.c.name == flow_name)
     if tags:
         stmt = stmt.where(has_all_tags(_D.c.tags, tags, s.bind.dialect.name))
+    if name_contains:
+        stmt = stmt.where((_F.c.name + "/" + _D.c.name).icontains(_checked_name_contains(name_contains),
+                                                                  autoescape=True))
+    filter_ = [flow_name, tags or []] + ([name_contains] if name_contains else [])
     return pagination.paginate(s, stmt, _BY_FULL_NAME, page_size, page_token, listing="deployments",
-                               filter_=[flow_name, tags or []], build=lambda r: DeploymentView(*r))
+                               filter_=filter_, build=DeploymentView.from_row)
 
 
 def _load(s: Session, deployment_id: str) -> tuple[DeploymentRow, str]:

@@ -227,7 +227,12 @@ def _view(row) -> FlowRunView:
 
 
 def list_(s: Session, f: RunFilter, page_size: int, page_token: str) -> tuple[list[FlowRunView], str]:
-    stmt = _filtered(FLOW_RUNS, f, s.bind.dialect.name)
+    dialect = s.bind.dialect.name
+    if len(f.state_types) > 1 and not f.state_names:
+        # One part per state type, each along its (state_type, ...) index, merged.
+        stmt = [_filtered(FLOW_RUNS, dataclasses.replace(f, state_types=[t]), dialect) for t in f.state_types]
+    else:
+        stmt = _filtered(FLOW_RUNS, f, dialect)
     order = _LATEST_FIRST if f.descending else _SOONEST_FIRST
     return pagination.paginate(s, stmt, order, page_size, page_token, listing="flow_runs", filter_=f,
                                build=_view)

@@ -126,13 +126,20 @@ class DeploymentRow(TimestampMixin, Base):
 
 class FlowRunRow(TimestampMixin, Base):
     __tablename__ = "flow_runs"
+    # Lists page in (expected_start_time, id) order, either way, with an
+    # equality filter or none in front: each index below hands a page over in
+    # that order, so a page reads its own rows and never sorts the table.
     __table_args__ = (
-        Index("ix_flow_runs_state_expected", "state_type", "expected_start_time"),
-        Index("ix_flow_runs_deployment_expected", "deployment_id", "expected_start_time"),
+        Index("ix_flow_runs_expected", "expected_start_time", "id"),
+        Index("ix_flow_runs_state_expected", "state_type", "expected_start_time", "id"),
+        Index("ix_flow_runs_deployment_expected", "deployment_id", "expected_start_time", "id"),
+        # A deployment's next run (its earliest SCHEDULED one) in one probe.
+        Index("ix_flow_runs_deployment_state_expected", "deployment_id", "state_type", "expected_start_time", "id"),
+        Index("ix_flow_runs_flow_expected", "flow_id", "expected_start_time", "id"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), index=True)
-    flow_id: Mapped[str] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"), index=True)
+    flow_id: Mapped[str] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
     deployment_id: Mapped[str | None] = mapped_column(
         ForeignKey("deployments.id", ondelete="SET NULL"), nullable=True
     )

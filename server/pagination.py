@@ -16,7 +16,7 @@ import hashlib
 import json
 from typing import Any, Sequence
 
-from sqlalchemy import TypeDecorator, and_, or_
+from sqlalchemy import TypeDecorator, and_, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from flowdeck.core.errors import invalid_field
@@ -60,7 +60,14 @@ class Order:
         for i, key in enumerate(self.keys):
             beyond = key.column < values[i] if key.descending else key.column > values[i]
             terms.append(and_(*[k.column == v for k, v in zip(self.keys[:i], values[:i])], beyond))
-        return or_(*terms)
+        # The first key's bound, said apart too: the OR alone is no index range to the planners.
+        first = self.keys[0]
+        bound = first.column <= values[0] if first.descending else first.column >= values[0]
+        return and_(bound, or_(*terms))
+
+    def on(self, columns) -> list:
+        """The ORDER BY clauses over `columns` of the same names (a UNION of the List's rows)."""
+        return [columns[k.attr].desc() if k.descending else columns[k.attr] for k in self.keys]
 
     def decode(self, raw: list, token: str) -> list:
         if not isinstance(raw, list) or len(raw) != len(self.keys):
@@ -137,15 +144,30 @@ def paginate(s: Session, stmt, order: Order, size: int, token: str, *, listing: 
 
     `listing` names the List and `filter_` holds every request field that
     narrows or orders it (the token is bound to both); `scalars` reads ORM
-    entities; `build` makes each result row into what the caller returns."""
+    entities; `build` makes each result row into what the caller returns.
+
+    `stmt` may be a list of statements with the same columns whose rows
+    together are the List (a filter `x IN (a, b)` said as `x = a`, `x = b`):
+    each is paged on its own, along an index that hands its rows over in
+    order, and one UNION ALL merges those pages, so no filter value sorts
+    every row it matches."""
     size = page_size(size)
     after = decode(token, order, listing, filter_)
-    if after is not None:
-        stmt = stmt.where(order.after(after))
-    stmt = stmt.order_by(*order.clauses).limit(size + 1)
+    parts = [_page(part, order, after, size) for part in (stmt if isinstance(stmt, list) else [stmt])]
+    if len(parts) == 1:
+        stmt = parts[0]
+    else:
+        merged = union_all(*[select(part.subquery()) for part in parts])
+        stmt = merged.order_by(*order.on(merged.selected_columns)).limit(size + 1)
     rows = list(s.scalars(stmt) if scalars else s.execute(stmt))
     token = encode(order.values(rows[size - 1]), listing, filter_) if len(rows) > size else ""
     rows = rows[:size]
     if build is not None:
         rows = [build(r) for r in rows]
     return rows, token
+
+
+def _page(stmt, order: Order, after: list | None, size: int):
+    if after is not None:
+        stmt = stmt.where(order.after(after))
+    return stmt.order_by(*order.clauses).limit(size + 1)

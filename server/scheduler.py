@@ -33,7 +33,7 @@ import json
 import logging
 from typing import Any, Iterable
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, delete, insert, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -365,12 +365,6 @@ def reschedule_deployment(s: Session, row: DeploymentRow, now: dt.datetime | Non
         created = schedule_deployment(s, row, now, settings)
     s.flush()
     return created
-
-
-def next_run_time(s: Session, deployment_id: str) -> dt.datetime | None:
-    """The deployment's earliest SCHEDULED run's expected start (the API's next_run_time)."""
-    return s.scalar(select(func.min(FlowRunRow.expected_start_time)).where(
-        FlowRunRow.deployment_id == deployment_id, FlowRunRow.state_type == states.SCHEDULED))
 
 
 # -- the pass -----------------------------------------------------------------

@@ -74,8 +74,21 @@ class FlowRunView(NamedTuple):
         return cls(*[values.get(f) for f in _RUN_COLUMNS], flow_name)
 
 
+class RunSummary(NamedTuple):
+    """A run in brief: what a deployment shows of its last run."""
+
+    id: str
+    name: str
+    state_type: str
+    state_name: str
+    state_timestamp: dt.datetime
+    expected_start_time: dt.datetime
+    start_time: dt.datetime | None
+    end_time: dt.datetime | None
+
+
 class DeploymentView(NamedTuple):
-    """A deployment's columns, then its flow's name and its next run's time."""
+    """A deployment's columns, then its flow's name, its next run's time and its last run."""
 
     id: str
     flow_id: str
@@ -97,10 +110,18 @@ class DeploymentView(NamedTuple):
     updated: dt.datetime
     flow_name: str
     next_run_time: dt.datetime | None = None
+    last_run: RunSummary | None = None
 
     @classmethod
-    def of(cls, row: DeploymentRow, flow_name: str, next_run_time: dt.datetime | None) -> "DeploymentView":
-        return cls(*_deployment_columns_of(row), flow_name, next_run_time)
+    def of(cls, row: DeploymentRow, flow_name: str) -> "DeploymentView":
+        """The view of an ORM row of a deployment without runs (no next or last run)."""
+        return cls(*_deployment_columns_of(row), flow_name)
+
+    @classmethod
+    def from_row(cls, row) -> "DeploymentView":
+        """The view of a DEPLOYMENTS row: its columns, then the last run's (all NULL: none)."""
+        last = row[_LAST_RUN_AT:]
+        return cls(*row[:_LAST_RUN_AT], RunSummary(*last) if last[0] is not None else None)
 
 
 class StorageBlockView(NamedTuple):
@@ -126,18 +147,33 @@ NEXT_RUN_TIME = (
     .where(_RUNS.c.deployment_id == _DEPLOYMENTS.c.id, _RUNS.c.state_type == states.SCHEDULED)
     .scalar_subquery()
 )
+# Its last run: the latest (by expected start, then id) that has left SCHEDULED.
+# One step back along ix_flow_runs_deployment_expected, past its upcoming runs.
+LAST_RUN_ID = (
+    select(_RUNS.c.id)
+    .where(_RUNS.c.deployment_id == _DEPLOYMENTS.c.id, _RUNS.c.state_type != states.SCHEDULED)
+    .order_by(_RUNS.c.expected_start_time.desc(), _RUNS.c.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_LAST_RUN = _RUNS.alias("last_run")
 
 
 def _column(table, field: str):
     return _FLOWS.c.name.label("flow_name") if field == "flow_name" else table.c[field]
 
 
-# SELECTs whose rows construct the views: FlowRunView(*row), DeploymentView(*row).
+# SELECTs whose rows construct the views: FlowRunView(*row), DeploymentView(*row)
+# (DEPLOYMENTS_STORED) and DeploymentView.from_row(row) (DEPLOYMENTS).
 FLOW_RUNS = select(*[_column(_RUNS, f) for f in FlowRunView._fields if f != "history"]).join_from(
     _RUNS, _FLOWS, _FLOWS.c.id == _RUNS.c.flow_id)
-# Without the next run time (a query of its own per deployment) where none is shown.
+# Without the next and last runs (each a query of its own per deployment) where neither is shown.
 DEPLOYMENTS_STORED = select(
-    *[_column(_DEPLOYMENTS, f) for f in DeploymentView._fields if f != "next_run_time"],
+    *[_column(_DEPLOYMENTS, f) for f in DeploymentView._fields if f not in ("next_run_time", "last_run")],
 ).join_from(_DEPLOYMENTS, _FLOWS, _FLOWS.c.id == _DEPLOYMENTS.c.flow_id)
-DEPLOYMENTS = DEPLOYMENTS_STORED.add_columns(NEXT_RUN_TIME.label("next_run_time"))
+DEPLOYMENTS = DEPLOYMENTS_STORED.add_columns(
+    NEXT_RUN_TIME.label("next_run_time"),
+    *[_LAST_RUN.c[f].label(f"last_run_{f}") for f in RunSummary._fields],
+).outerjoin(_LAST_RUN, _LAST_RUN.c.id == LAST_RUN_ID)
+_LAST_RUN_AT = DeploymentView._fields.index("last_run")
 

@@ -282,25 +282,3 @@ def auth_client(auth_server, api_keys):
     c = FlowdeckClient(auth_server.address, timeout=20, api_key=api_keys["admin"])
     yield c
     c.close()
-
-
-def lines_until(proc, pattern: str, timeout: float = 60) -> list[str]:
-    """Lines a subprocess prints (stdout, text mode) up to one matching `pattern`;
-    kills it and fails when none comes in time."""
-    import re
-    import selectors
-    import time
-
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    out, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sel.select(timeout=0.2):
-            line = proc.stdout.readline()
-            if not line:
-                break
-            out.append(line.rstrip("\n"))
-            if re.search(pattern, out[-1]):
-                return out
-    proc.kill()
-    raise AssertionError(f"no line matching {pattern!r} in {out}")

@@ -209,6 +209,31 @@ def test_permission_denied_names_the_scope(auth_server, api_keys):
             agent.create_deployment("d2", flow_name="f")
 
 
+def test_every_key_may_ask_who_it_is(auth_server, api_keys, caplog):
+    from flowdeck.client import FlowdeckClient
+    from flowdeck.exceptions import UnauthenticatedError
+
+    caplog.set_level(logging.INFO, logger="flowdeck.server.auth")
+    for scope in ("read", "write", "agent", "admin"):
+        with FlowdeckClient(auth_server.address, api_key=api_keys[scope]) as c:
+            me = c.get_current_api_key()
+        assert (me.name, me.scope, me.revoked) == (f"test-{scope}", scope, None)
+        assert me.id == api_keys[scope].split("_")[1] and me.created is not None
+    with FlowdeckClient(auth_server.address, api_key=api_keys["revoked"]) as c:
+        with pytest.raises(UnauthenticatedError, match="revoked"):
+            c.get_current_api_key()
+    # Asking refuses nothing: no "refused" line in the server's log.
+    assert not [r for r in caplog.records if r.getMessage().startswith("refused")]
+
+
+def test_who_am_i_without_auth_is_a_failed_precondition(client):
+    from flowdeck.exceptions import FailedPreconditionError
+
+    with pytest.raises(FailedPreconditionError, match="without --auth") as e:
+        client.get_current_api_key()
+    assert e.value.reason == "AUTH_DISABLED"
+
+
 def test_agent_key_reports_only_with_a_fencing_token(auth_client, auth_server, api_keys):
     from flowdeck.client import FlowdeckClient
     from flowdeck.exceptions import FailedPreconditionError, PermissionDeniedError

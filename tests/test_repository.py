@@ -189,6 +189,74 @@ def test_deployment_list_filters_by_flow_and_tags(db):
         assert names(flow_name="f", tags=["y"]) == ["f/a"]
 
 
+def test_deployment_list_by_name_contains(db):
+    with db.write() as s:
+        for flow, name in [("etl", "Daily-EU"), ("etl", "daily_us"), ("ml", "train"), ("ml", "100%"),
+                           ("Daily", "x")]:
+            deployments.upsert(s, dep_input(name, flow, tags=["t"] if name != "train" else []))
+    with db.read() as s:
+        def names(text, size=0, **kw):
+            seen, token = [], ""
+            while True:
+                rows, token = deployments.list_(s, size, token, name_contains=text, **kw)
+                seen += [f"{r.flow_name}/{r.name}" for r in rows]
+                if not token:
+                    return seen
+
+        assert names("daily") == ["Daily/x", "etl/Daily-EU", "etl/daily_us"]  # either case, flow name too
+        assert names("DAILY", size=1) == ["Daily/x", "etl/Daily-EU", "etl/daily_us"]
+        assert names("l/d") == ["etl/Daily-EU", "etl/daily_us"]  # across the "/"
+        # LIKE's wildcards are plain characters.
+        assert names("_") == ["etl/daily_us"] and names("%") == ["ml/100%"] and names("y%") == []
+        assert names("daily", flow_name="etl", tags=["t"]) == ["etl/Daily-EU", "etl/daily_us"]
+        assert names("") == ["Daily/x", "etl/Daily-EU", "etl/daily_us", "ml/100%", "ml/train"]
+        with pytest.raises(InvalidArgumentError, match="name_contains"):
+            deployments.list_(s, 0, "", name_contains="x" * 402)
+        # A page token is bound to the text it was made for.
+        _, token = deployments.list_(s, 1, "", name_contains="daily")
+        with pytest.raises(InvalidArgumentError, match="page_token"):
+            deployments.list_(s, 1, token, name_contains="train")
+
+
+def test_deployment_last_run_is_its_latest_run_out_of_scheduled(db):
+    with db.write() as s:
+        dep, _ = deployments.upsert(s, dep_input("d", "f"))
+        other, _ = deployments.upsert(s, dep_input("e", "f"))
+    assert dep.last_run is None
+
+    def run(minutes, state, dep_id=dep.id):
+        with db.write() as s:
+            r = flow_runs.create(s, FlowRunInput(flow_name="f", deployment_id=dep_id,
+                                                 expected_start_time=T0 + dt.timedelta(minutes=minutes)))
+            if state != "SCHEDULED":
+                flow_runs.set_state(s, r.id, StateInput(state), force=True)
+            return r
+
+    def last_runs():
+        with db.read() as s:
+            listed = {d.id: d.last_run for d in deployments.list_(s, 0, "")[0]}
+            for d in (dep, other):
+                assert deployments.get(s, d.id).last_run == listed[d.id]
+                assert deployments.get_by_name(s, f"f/{d.name}").last_run == listed[d.id]
+        return listed
+
+    run(0, "SCHEDULED")
+    assert last_runs() == {dep.id: None, other.id: None}
+    done = run(10, "COMPLETED")
+    run(20, "SCHEDULED")  # upcoming runs are not the last one
+    run(30, "CANCELLED", other.id)  # nor another deployment's
+    got = last_runs()[dep.id]
+    assert (got.id, got.state_type, got.state_name) == (done.id, "COMPLETED", "Completed")
+    assert got.expected_start_time == T0 + dt.timedelta(minutes=10) and got.end_time is not None
+    run(5, "FAILED")  # an earlier run failing later is not the last one
+    assert last_runs()[dep.id].id == done.id
+    running = run(15, "RUNNING")
+    assert last_runs()[dep.id].id == running.id and last_runs()[other.id].state_type == "CANCELLED"
+    with db.write() as s:  # the deployment as an update returns it
+        assert deployments.update(s, dep.id, DeploymentInput(description="x"), ["description"]).last_run.id \
+            == running.id
+
+
 def test_deployment_pagination_visits_each_once(db):
     with db.write() as s:
         for i in range(23):
@@ -401,6 +469,48 @@ def test_run_list_ties_are_stable_across_pages(db):
                     break
         assert len(seen) == 12 and len(set(seen)) == 12
         assert seen == sorted(seen, reverse=descending)
+
+
+def _all_pages(db, f: RunFilter, size: int) -> list[str]:
+    seen, token = [], ""
+    with db.read() as s:
+        while True:
+            rows, token = flow_runs.list_(s, f, size, token)
+            seen += [r.id for r in rows]
+            if not token:
+                return seen
+
+
+def test_run_list_of_several_states_pages_in_order(db):
+    """Several state types are read one index range each and merged: the pages
+    are still in (expected start, id) order, ties included, each run once."""
+    with db.write() as s:
+        dep, _ = deployments.upsert(s, dep_input("d", "f"))
+    kinds = ["FAILED", "CRASHED", "COMPLETED", "SCHEDULED"]
+    runs = []
+    for i in range(26):
+        with db.write() as s:
+            run = flow_runs.create(s, FlowRunInput(flow_name="f", name=f"r{i}", deployment_id=dep.id if i % 2 else None,
+                                                   expected_start_time=T0 + dt.timedelta(minutes=i // 3)))
+            state = kinds[i % 4]
+            if state != "SCHEDULED":
+                flow_runs.set_state(s, run.id, StateInput(state), force=True)
+        runs.append((run.expected_start_time, run.id, state, run.deployment_id))
+    for descending in (False, True):
+        for types, dep_id in [(["FAILED", "CRASHED"], ""), (["CRASHED", "SCHEDULED", "COMPLETED"], ""),
+                              (["FAILED", "CRASHED", "COMPLETED"], dep.id)]:
+            expected = [i for t, i, state, d in sorted(runs, reverse=descending)
+                        if state in types and (not dep_id or d == dep_id)]
+            for size in (1, 4, 50):
+                f = RunFilter(state_types=types, deployment_id=dep_id, descending=descending)
+                assert _all_pages(db, f, size) == expected, (descending, types, size)
+        with db.read() as s:
+            window = RunFilter(state_types=["FAILED", "CRASHED"], descending=descending,
+                               expected_start_after=T0 + dt.timedelta(minutes=2),
+                               expected_start_before=T0 + dt.timedelta(minutes=5))
+            got = [r.id for r in flow_runs.list_(s, window, 0, "")[0]]
+        assert got == [i for t, i, state, _ in sorted(runs, reverse=descending)
+                       if state in ("FAILED", "CRASHED") and 2 <= (t - T0).seconds // 60 <= 5]
 
 
 def test_page_tokens_and_sizes_are_validated(db):

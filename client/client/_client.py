@@ -161,9 +161,11 @@ class FlowdeckClient:
         return convert.deployment_from_pb(
             self._transport.call(stub.GetDeploymentByName, dpb.GetDeploymentByNameRequest(name=name)))
 
-    def list_deployments(self, *, flow_name: str = "", tags: list[str] | None = None,
+    def list_deployments(self, *, flow_name: str = "", tags: list[str] | None = None, name_contains: str = "",
                          limit: int | None = 50) -> list[models.Deployment]:
-        req = dpb.ListDeploymentsRequest(flow_name=flow_name, tags=tags or [])
+        """Deployments in "flow/deployment" order; `name_contains`: only those
+        whose full name contains the text (ignoring ASCII case)."""
+        req = dpb.ListDeploymentsRequest(flow_name=flow_name, tags=tags or [], name_contains=name_contains)
         stub = self._stub(dgrpc.DeploymentServiceStub)
         return [convert.deployment_from_pb(m)
                 for m in self._transport.pages(stub.ListDeployments, req, "deployments", limit)]
@@ -465,7 +467,14 @@ class FlowdeckClient:
             raise exc.DataLossError(f"flow data {sha256} arrived corrupt (hash mismatch)")
         return data
 
-    # -- API keys (admin scope) --------------------------------------------------------
+    # -- API keys (admin scope, but for the caller's own) --------------------------------
+
+    def get_current_api_key(self) -> models.ApiKey:
+        """The key this client calls with (its name and scope; never the key
+        itself). Any scope may ask; a server without --auth refuses it with
+        FailedPreconditionError (reason AUTH_DISABLED)."""
+        stub = self._stub(akgrpc.ApiKeyServiceStub)
+        return convert.api_key_from_pb(self._transport.call(stub.GetCurrentApiKey, akpb.GetCurrentApiKeyRequest()))
 
     def create_api_key(self, name: str, *, scope: str) -> tuple[models.ApiKey, str]:
         """A new key with `scope` (read, write, agent or admin). Returns (key

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flowdeck.core.models import (ApiKey, Deployment, Flow, FlowData, FlowRun, FlowRunnerSettings, Lease, LogRecord,
-                                  State, StorageBlock, WorkQueue, WorkQueueFilter)
+from flowdeck.core.models import (ApiKey, Deployment, Flow, FlowData, FlowRun, FlowRunnerSettings, FlowRunSummary,
+                                  Lease, LogRecord, State, StorageBlock, WorkQueue, WorkQueueFilter)
 from flowdeck.core.structs import struct_dict
 from flowdeck.v1 import api_key_service_pb2 as akpb
 from flowdeck.v1 import common_pb2
@@ -66,7 +66,14 @@ def deployment_from_pb(msg) -> Deployment:
         max_lateness=msg.max_lateness.ToTimedelta().total_seconds() if msg.HasField("max_lateness") else None,
         storage_block_id=msg.storage_block_id or None,
         next_run_time=_ts(msg, "next_run_time"),
+        last_run=run_summary_from_pb(msg.last_run) if msg.HasField("last_run") else None,
     )
+
+
+def run_summary_from_pb(msg) -> FlowRunSummary:
+    return FlowRunSummary(id=msg.id, name=msg.name, state=state_from_pb(msg.state),
+                          expected_start_time=_ts(msg, "expected_start_time"), start_time=_ts(msg, "start_time"),
+                          end_time=_ts(msg, "end_time"))
 
 
 def flow_run_from_pb(msg) -> FlowRun:

@@ -15,8 +15,8 @@ from pydantic import ConfigDict, Field
 from flowdeck.core.states import TERMINAL as TERMINAL_STATES
 
 __all__ = [
-    "ApiKey", "Deployment", "Flow", "FlowData", "FlowRun", "FlowRunnerSettings", "Lease", "LogRecord", "State",
-    "StateType", "StorageBlock", "TERMINAL_STATES", "WorkQueue", "WorkQueueFilter",
+    "ApiKey", "Deployment", "Flow", "FlowData", "FlowRun", "FlowRunSummary", "FlowRunnerSettings", "Lease",
+    "LogRecord", "State", "StateType", "StorageBlock", "TERMINAL_STATES", "WorkQueue", "WorkQueueFilter",
 ]
 
 StateType = Literal["SCHEDULED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED"]
@@ -56,6 +56,17 @@ class Flow(BaseModel):
     updated: dt.datetime | None = None
 
 
+class FlowRunSummary(BaseModel):
+    """A flow run in brief, as a deployment shows its last run."""
+
+    id: str
+    name: str = ""
+    state: State
+    expected_start_time: dt.datetime | None = None
+    start_time: dt.datetime | None = None
+    end_time: dt.datetime | None = None
+
+
 class Deployment(BaseModel):
     id: str
     created: dt.datetime | None = None
@@ -76,6 +87,8 @@ class Deployment(BaseModel):
     max_lateness: float | None = None
     storage_block_id: str | None = None
     next_run_time: dt.datetime | None = None
+    # Its latest run that has left SCHEDULED; None: none has yet.
+    last_run: FlowRunSummary | None = None
 
     @property
     def full_name(self) -> str:

@@ -25,27 +25,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!flowdeck/v1/api_key_service.proto\x12\x0b\x66lowdeck.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\x05scope\x18\x03 \x01(\x0e\x32\x18.flowdeck.v1.ApiKeyScope\x12+\n\x07\x63reated\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07revoked\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x06 \x01(\t\"O\n\x13\x43reateApiKeyRequest\x12$\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x13.flowdeck.v1.ApiKey\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"L\n\x14\x43reateApiKeyResponse\x12$\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x13.flowdeck.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"Q\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x14\n\x0cshow_revoked\x18\x03 \x01(\x08\"U\n\x13ListApiKeysResponse\x12%\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x13.flowdeck.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"F\n\x13RevokeApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08*\x8f\x01\n\x0b\x41piKeyScope\x12\x1d\n\x19\x41PI_KEY_SCOPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41PI_KEY_SCOPE_READ\x10\x01\x12\x17\n\x13\x41PI_KEY_SCOPE_WRITE\x10\x02\x12\x17\n\x13\x41PI_KEY_SCOPE_AGENT\x10\x03\x12\x17\n\x13\x41PI_KEY_SCOPE_ADMIN\x10\x04\x32\xfd\x01\n\rApiKeyService\x12S\n\x0c\x43reateApiKey\x12 .flowdeck.v1.CreateApiKeyRequest\x1a!.flowdeck.v1.CreateApiKeyResponse\x12P\n\x0bListApiKeys\x12\x1f.flowdeck.v1.ListApiKeysRequest\x1a .flowdeck.v1.ListApiKeysResponse\x12\x45\n\x0cRevokeApiKey\x12 .flowdeck.v1.RevokeApiKeyRequest\x1a\x13.flowdeck.v1.ApiKeyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!flowdeck/v1/api_key_service.proto\x12\x0b\x66lowdeck.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\x05scope\x18\x03 \x01(\x0e\x32\x18.flowdeck.v1.ApiKeyScope\x12+\n\x07\x63reated\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07revoked\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x06 \x01(\t\"\x19\n\x17GetCurrentApiKeyRequest\"O\n\x13\x43reateApiKeyRequest\x12$\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x13.flowdeck.v1.ApiKey\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"L\n\x14\x43reateApiKeyResponse\x12$\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x13.flowdeck.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"Q\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x14\n\x0cshow_revoked\x18\x03 \x01(\x08\"U\n\x13ListApiKeysResponse\x12%\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x13.flowdeck.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"F\n\x13RevokeApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08*\x8f\x01\n\x0b\x41piKeyScope\x12\x1d\n\x19\x41PI_KEY_SCOPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41PI_KEY_SCOPE_READ\x10\x01\x12\x17\n\x13\x41PI_KEY_SCOPE_WRITE\x10\x02\x12\x17\n\x13\x41PI_KEY_SCOPE_AGENT\x10\x03\x12\x17\n\x13\x41PI_KEY_SCOPE_ADMIN\x10\x04\x32\xcc\x02\n\rApiKeyService\x12M\n\x10GetCurrentApiKey\x12$.flowdeck.v1.GetCurrentApiKeyRequest\x1a\x13.flowdeck.v1.ApiKey\x12S\n\x0c\x43reateApiKey\x12 .flowdeck.v1.CreateApiKeyRequest\x1a!.flowdeck.v1.CreateApiKeyResponse\x12P\n\x0bListApiKeys\x12\x1f.flowdeck.v1.ListApiKeysRequest\x1a .flowdeck.v1.ListApiKeysResponse\x12\x45\n\x0cRevokeApiKey\x12 .flowdeck.v1.RevokeApiKeyRequest\x1a\x13.flowdeck.v1.ApiKeyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flowdeck.v1.api_key_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APIKEYSCOPE']._serialized_start=673
-  _globals['_APIKEYSCOPE']._serialized_end=816
+  _globals['_APIKEYSCOPE']._serialized_start=700
+  _globals['_APIKEYSCOPE']._serialized_end=843
   _globals['_APIKEY']._serialized_start=84
   _globals['_APIKEY']._serialized_end=269
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=271
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=350
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=352
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=428
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=430
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=511
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=513
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=598
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=600
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=670
-  _globals['_APIKEYSERVICE']._serialized_start=819
-  _globals['_APIKEYSERVICE']._serialized_end=1072
+  _globals['_GETCURRENTAPIKEYREQUEST']._serialized_start=271
+  _globals['_GETCURRENTAPIKEYREQUEST']._serialized_end=296
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=298
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=377
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=379
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=455
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=457
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=538
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=540
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=625
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=627
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=697
+  _globals['_APIKEYSERVICE']._serialized_start=846
+  _globals['_APIKEYSERVICE']._serialized_end=1178
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,10 @@ class ApiKey(_message.Message):
     created_by: str
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., scope: _Optional[_Union[ApiKeyScope, str]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
 
+class GetCurrentApiKeyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class CreateApiKeyRequest(_message.Message):
     __slots__ = ("api_key", "request_id")
     API_KEY_FIELD_NUMBER: _ClassVar[int]

@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class ApiKeyServiceStub:
     """API keys for a server started with --auth. Callers send
-    "authorization: Bearer KEY". Every RPC here needs a key with the admin scope.
+    "authorization: Bearer KEY". Every RPC here but GetCurrentApiKey needs a
+    key with the admin scope.
     """
 
     def __init__(self, channel):
@@ -36,6 +37,11 @@ class ApiKeyServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetCurrentApiKey = channel.unary_unary(
+                '/flowdeck.v1.ApiKeyService/GetCurrentApiKey',
+                request_serializer=flowdeck_dot_v1_dot_api__key__service__pb2.GetCurrentApiKeyRequest.SerializeToString,
+                response_deserializer=flowdeck_dot_v1_dot_api__key__service__pb2.ApiKey.FromString,
+                _registered_method=True)
         self.CreateApiKey = channel.unary_unary(
                 '/flowdeck.v1.ApiKeyService/CreateApiKey',
                 request_serializer=flowdeck_dot_v1_dot_api__key__service__pb2.CreateApiKeyRequest.SerializeToString,
@@ -55,8 +61,18 @@ class ApiKeyServiceStub:
 
 class ApiKeyServiceServicer:
     """API keys for a server started with --auth. Callers send
-    "authorization: Bearer KEY". Every RPC here needs a key with the admin scope.
+    "authorization: Bearer KEY". Every RPC here but GetCurrentApiKey needs a
+    key with the admin scope.
     """
+
+    def GetCurrentApiKey(self, request, context):
+        """The key the call is made with (never its secret): any valid key may ask.
+        A server without --auth checks no keys: FAILED_PRECONDITION, reason
+        AUTH_DISABLED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def CreateApiKey(self, request, context):
         """Creates a key. The response carries the key's secret; it is shown this
@@ -85,6 +101,11 @@ class ApiKeyServiceServicer:
 
 def add_ApiKeyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetCurrentApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCurrentApiKey,
+                    request_deserializer=flowdeck_dot_v1_dot_api__key__service__pb2.GetCurrentApiKeyRequest.FromString,
+                    response_serializer=flowdeck_dot_v1_dot_api__key__service__pb2.ApiKey.SerializeToString,
+            ),
             'CreateApiKey': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateApiKey,
                     request_deserializer=flowdeck_dot_v1_dot_api__key__service__pb2.CreateApiKeyRequest.FromString,
@@ -110,8 +131,36 @@ def add_ApiKeyServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ApiKeyService:
     """API keys for a server started with --auth. Callers send
-    "authorization: Bearer KEY". Every RPC here needs a key with the admin scope.
+    "authorization: Bearer KEY". Every RPC here but GetCurrentApiKey needs a
+    key with the admin scope.
     """
+
+    @staticmethod
+    def GetCurrentApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flowdeck.v1.ApiKeyService/GetCurrentApiKey',
+            flowdeck_dot_v1_dot_api__key__service__pb2.GetCurrentApiKeyRequest.SerializeToString,
+            flowdeck_dot_v1_dot_api__key__service__pb2.ApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def CreateApiKey(request,

@@ -110,7 +110,7 @@ class Flow(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("id", "created", "updated", "name", "flow_id", "flow_name", "flow_data", "schedule", "is_schedule_active", "parameters", "tags", "flow_runner", "description", "catchup", "max_lateness", "storage_block_id", "next_run_time", "parameter_schema")
+    __slots__ = ("id", "created", "updated", "name", "flow_id", "flow_name", "flow_data", "schedule", "is_schedule_active", "parameters", "tags", "flow_runner", "description", "catchup", "max_lateness", "storage_block_id", "next_run_time", "parameter_schema", "last_run")
     ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     UPDATED_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,7 @@ class Deployment(_message.Message):
     STORAGE_BLOCK_ID_FIELD_NUMBER: _ClassVar[int]
     NEXT_RUN_TIME_FIELD_NUMBER: _ClassVar[int]
     PARAMETER_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    LAST_RUN_FIELD_NUMBER: _ClassVar[int]
     id: str
     created: _timestamp_pb2.Timestamp
     updated: _timestamp_pb2.Timestamp
@@ -147,7 +148,24 @@ class Deployment(_message.Message):
     storage_block_id: str
     next_run_time: _timestamp_pb2.Timestamp
     parameter_schema: _struct_pb2.Struct
-    def __init__(self, id: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., flow_id: _Optional[str] = ..., flow_name: _Optional[str] = ..., flow_data: _Optional[_Union[FlowData, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., is_schedule_active: _Optional[bool] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., flow_runner: _Optional[_Union[FlowRunnerSettings, _Mapping]] = ..., description: _Optional[str] = ..., catchup: _Optional[bool] = ..., max_lateness: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., storage_block_id: _Optional[str] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parameter_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    last_run: FlowRunSummary
+    def __init__(self, id: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., flow_id: _Optional[str] = ..., flow_name: _Optional[str] = ..., flow_data: _Optional[_Union[FlowData, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., is_schedule_active: _Optional[bool] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., flow_runner: _Optional[_Union[FlowRunnerSettings, _Mapping]] = ..., description: _Optional[str] = ..., catchup: _Optional[bool] = ..., max_lateness: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., storage_block_id: _Optional[str] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parameter_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., last_run: _Optional[_Union[FlowRunSummary, _Mapping]] = ...) -> None: ...
+
+class FlowRunSummary(_message.Message):
+    __slots__ = ("id", "name", "state", "expected_start_time", "start_time", "end_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    state: State
+    expected_start_time: _timestamp_pb2.Timestamp
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[State, _Mapping]] = ..., expected_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Lease(_message.Message):
     __slots__ = ("lease_id", "agent_id", "agent_name", "fencing_token", "expire_time")

@@ -27,7 +27,7 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$flowdeck/v1/deployment_service.proto\x12\x0b\x66lowdeck.v1\x1a\x18\x66lowdeck/v1/common.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\"Z\n\x17\x43reateDeploymentRequest\x12+\n\ndeployment\x18\x01 \x01(\x0b\x32\x17.flowdeck.v1.Deployment\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"X\n\x18\x43reateDeploymentResponse\x12+\n\ndeployment\x18\x01 \x01(\x0b\x32\x17.flowdeck.v1.Deployment\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\"\n\x14GetDeploymentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"*\n\x1aGetDeploymentByNameRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"`\n\x16ListDeploymentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x11\n\tflow_name\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\"`\n\x17ListDeploymentsResponse\x12,\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32\x17.flowdeck.v1.Deployment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8b\x01\n\x17UpdateDeploymentRequest\x12+\n\ndeployment\x18\x01 \x01(\x0b\x32\x17.flowdeck.v1.Deployment\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"%\n\x17\x44\x65leteDeploymentRequest\x12\n\n\x02id\x18\x01 \x01(\t2\x9d\x04\n\x11\x44\x65ploymentService\x12_\n\x10\x43reateDeployment\x12$.flowdeck.v1.CreateDeploymentRequest\x1a%.flowdeck.v1.CreateDeploymentResponse\x12K\n\rGetDeployment\x12!.flowdeck.v1.GetDeploymentRequest\x1a\x17.flowdeck.v1.Deployment\x12W\n\x13GetDeploymentByName\x12\'.flowdeck.v1.GetDeploymentByNameRequest\x1a\x17.flowdeck.v1.Deployment\x12\\\n\x0fListDeployments\x12#.flowdeck.v1.ListDeploymentsRequest\x1a$.flowdeck.v1.ListDeploymentsResponse\x12Q\n\x10UpdateDeployment\x12$.flowdeck.v1.UpdateDeploymentRequest\x1a\x17.flowdeck.v1.Deployment\x12P\n\x10\x44\x65leteDeployment\x12$.flowdeck.v1.DeleteDeploymentRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$flowdeck/v1/deployment_service.proto\x12\x0b\x66lowdeck.v1\x1a\x18\x66lowdeck/v1/common.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\"Z\n\x17\x43reateDeploymentRequest\x12+\n\ndeployment\x18\x01 \x01(\x0b\x32\x17.flowdeck.v1.Deployment\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"X\n\x18\x43reateDeploymentResponse\x12+\n\ndeployment\x18\x01 \x01(\x0b\x32\x17.flowdeck.v1.Deployment\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\"\n\x14GetDeploymentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"*\n\x1aGetDeploymentByNameRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"w\n\x16ListDeploymentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x11\n\tflow_name\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x15\n\rname_contains\x18\x05 \x01(\t\"`\n\x17ListDeploymentsResponse\x12,\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32\x17.flowdeck.v1.Deployment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8b\x01\n\x17UpdateDeploymentRequest\x12+\n\ndeployment\x18\x01 \x01(\x0b\x32\x17.flowdeck.v1.Deployment\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"%\n\x17\x44\x65leteDeploymentRequest\x12\n\n\x02id\x18\x01 \x01(\t2\x9d\x04\n\x11\x44\x65ploymentService\x12_\n\x10\x43reateDeployment\x12$.flowdeck.v1.CreateDeploymentRequest\x1a%.flowdeck.v1.CreateDeploymentResponse\x12K\n\rGetDeployment\x12!.flowdeck.v1.GetDeploymentRequest\x1a\x17.flowdeck.v1.Deployment\x12W\n\x13GetDeploymentByName\x12\'.flowdeck.v1.GetDeploymentByNameRequest\x1a\x17.flowdeck.v1.Deployment\x12\\\n\x0fListDeployments\x12#.flowdeck.v1.ListDeploymentsRequest\x1a$.flowdeck.v1.ListDeploymentsResponse\x12Q\n\x10UpdateDeployment\x12$.flowdeck.v1.UpdateDeploymentRequest\x1a\x17.flowdeck.v1.Deployment\x12P\n\x10\x44\x65leteDeployment\x12$.flowdeck.v1.DeleteDeploymentRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,13 +43,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETDEPLOYMENTBYNAMEREQUEST']._serialized_start=360
   _globals['_GETDEPLOYMENTBYNAMEREQUEST']._serialized_end=402
   _globals['_LISTDEPLOYMENTSREQUEST']._serialized_start=404
-  _globals['_LISTDEPLOYMENTSREQUEST']._serialized_end=500
-  _globals['_LISTDEPLOYMENTSRESPONSE']._serialized_start=502
-  _globals['_LISTDEPLOYMENTSRESPONSE']._serialized_end=598
-  _globals['_UPDATEDEPLOYMENTREQUEST']._serialized_start=601
-  _globals['_UPDATEDEPLOYMENTREQUEST']._serialized_end=740
-  _globals['_DELETEDEPLOYMENTREQUEST']._serialized_start=742
-  _globals['_DELETEDEPLOYMENTREQUEST']._serialized_end=779
-  _globals['_DEPLOYMENTSERVICE']._serialized_start=782
-  _globals['_DEPLOYMENTSERVICE']._serialized_end=1323
+  _globals['_LISTDEPLOYMENTSREQUEST']._serialized_end=523
+  _globals['_LISTDEPLOYMENTSRESPONSE']._serialized_start=525
+  _globals['_LISTDEPLOYMENTSRESPONSE']._serialized_end=621
+  _globals['_UPDATEDEPLOYMENTREQUEST']._serialized_start=624
+  _globals['_UPDATEDEPLOYMENTREQUEST']._serialized_end=763
+  _globals['_DELETEDEPLOYMENTREQUEST']._serialized_start=765
+  _globals['_DELETEDEPLOYMENTREQUEST']._serialized_end=802
+  _globals['_DEPLOYMENTSERVICE']._serialized_start=805
+  _globals['_DEPLOYMENTSERVICE']._serialized_end=1346
 # @@protoc_insertion_point(module_scope)

@@ -38,16 +38,18 @@ class GetDeploymentByNameRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListDeploymentsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "flow_name", "tags")
+    __slots__ = ("page_size", "page_token", "flow_name", "tags", "name_contains")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    NAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     flow_name: str
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., flow_name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    name_contains: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., flow_name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., name_contains: _Optional[str] = ...) -> None: ...
 
 class ListDeploymentsResponse(_message.Message):
     __slots__ = ("deployments", "next_page_token")

@@ -1,4 +1,4 @@
-"""ApiKeyService: create (the secret is returned once), list, revoke."""
+"""ApiKeyService: the caller's own key, create (the secret is returned once), list, revoke."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +7,7 @@ from flowdeck.server import api_keys
 from flowdeck.server.api import convert
 from flowdeck.server.api.security import current_principal
 from flowdeck.server.api.base import Servicer
-from flowdeck.core.errors import AlreadyExistsError
+from flowdeck.core.errors import AlreadyExistsError, FailedPreconditionError
 from flowdeck.v1 import api_key_service_pb2 as pb
 from flowdeck.v1 import api_key_service_pb2_grpc as rpc
 
@@ -15,6 +15,14 @@ log = logging.getLogger("flowdeck.server.auth")
 
 
 class ApiKeyServicer(Servicer, rpc.ApiKeyServiceServicer):
+    async def GetCurrentApiKey(self, request, context):
+        caller = current_principal.get()
+        if caller is None:
+            raise FailedPreconditionError(
+                "this server checks no API keys (it was started without --auth): a call has no key to describe",
+                reason="AUTH_DISABLED")
+        return await self.read(lambda s: convert.api_key_out(api_keys.get(s, caller.key_id)))
+
     async def CreateApiKey(self, request, context):
         name = api_keys.check_name(request.api_key.name, "api_key.name")
         scope = convert.api_key_scope_in(request.api_key.scope, "api_key.scope")

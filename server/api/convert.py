@@ -20,7 +20,7 @@ from flowdeck.server.dispatcher import CancelOrder
 from flowdeck.server.leasing import Lease
 from flowdeck.server.models import ApiKeyRow, FlowRow, LogRow, StorageBlockRow, WorkQueueRow
 from flowdeck.server.run_inputs import FlowRunInput, StateInput
-from flowdeck.server.views import DeploymentView, FlowRunView
+from flowdeck.server.views import DeploymentView, FlowRunView, RunSummary
 from flowdeck.server.work_queues import MUTABLE as WORK_QUEUE_FIELDS
 from flowdeck.server.work_queues import NO_RUNS, RunCounts, WorkQueueInput
 from flowdeck.v1 import agent_service_pb2 as apb
@@ -278,7 +278,16 @@ def deployment_out(row: DeploymentView) -> c.Deployment:
         msg.next_run_time.CopyFrom(ts(row.next_run_time))
     if row.parameter_schema:
         msg.parameter_schema.CopyFrom(dict_to_struct(row.parameter_schema))
+    if row.last_run is not None:
+        msg.last_run.CopyFrom(run_summary_out(row.last_run))
     return msg
+
+
+def run_summary_out(run: RunSummary) -> c.FlowRunSummary:
+    return c.FlowRunSummary(id=run.id, name=run.name,
+                            state=state_out(run.state_type, run.state_name, "", run.state_timestamp),
+                            expected_start_time=ts(run.expected_start_time), start_time=ts(run.start_time),
+                            end_time=ts(run.end_time))
 
 
 # -- flow runs ---------------------------------------------------------------

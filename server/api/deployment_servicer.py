@@ -37,7 +37,8 @@ class DeploymentServicer(Servicer, rpc.DeploymentServiceServicer):
         tags = convert.tags(request.tags, "tags")
 
         def work(s):
-            rows, token = deployments.list_(s, request.page_size, request.page_token, request.flow_name, tags)
+            rows, token = deployments.list_(s, request.page_size, request.page_token, request.flow_name, tags,
+                                            request.name_contains)
             return pb.ListDeploymentsResponse(
                 deployments=[convert.deployment_out(r) for r in rows], next_page_token=token
             )

@@ -81,6 +81,7 @@ SCOPE_FOR: dict[str, str] = {
     _F + "StorageService/SetDefaultStorageBlock": WRITE,
     _F + "StorageService/GetDefaultStorageBlock": READ,
     # ApiKeyService
+    _F + "ApiKeyService/GetCurrentApiKey": READ,  # any key may ask who it is
     _F + "ApiKeyService/CreateApiKey": ADMIN,
     _F + "ApiKeyService/ListApiKeys": ADMIN,
     _F + "ApiKeyService/RevokeApiKey": ADMIN,

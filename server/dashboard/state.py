@@ -53,7 +53,7 @@ class Dashboard:
         self.sessions = Sessions()
         self.hub = Hub()
         self.names = DeploymentNames()
-        # caller -> (valid until, runs by state, capped, when counted): the overview's costly part
+        # caller -> (valid until, runs by state, when counted): the overview's counts
         self.counts: dict[str, tuple] = {}
         self._api: Api | None = None
 

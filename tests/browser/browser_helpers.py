@@ -9,18 +9,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import lines_until
+from support.processes import BIN, ServerProcess, clean_env, stop_process
 
-BIN = Path(sys.executable).parent
 SHOTS = Path(os.environ.get("FLOWDECK_TEST_SCREENSHOTS", "test-screenshots"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -85,30 +82,23 @@ def page(browser, request):
 
 
 class Flowdeck:
-    """A real server (and optionally an agent) in a temporary FLOWDECK_HOME, and the CLI."""
+    """A real server (support.processes.ServerProcess) and agents in a temporary
+    FLOWDECK_HOME, and the CLI pointed at them."""
 
     def __init__(self, tmp: Path, *server_args: str):
         self.tmp = tmp
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWDECK_")}
-        self.env.update(FLOWDECK_HOME=str(tmp / "home"), FLOWDECK_LOG_LEVEL="WARNING")
-        self.procs: list[subprocess.Popen] = []
-        self.server_args = server_args
+        self.server = ServerProcess(tmp / "server", *server_args, home=tmp / "home",
+                                    env={"FLOWDECK_LOG_LEVEL": "WARNING"})
+        self.env = clean_env(tmp / "home", FLOWDECK_LOG_LEVEL="WARNING")
+        self.agents: list[subprocess.Popen] = []
         (tmp / "project" / "flows").mkdir(parents=True)
         (tmp / "project" / "flows" / "hello.py").write_text(FLOW)
 
     def start(self) -> "Flowdeck":
-        proc = self._spawn(["server", "start", "--port", "0", *self.server_args])
-        lines = lines_until(proc, r"^dashboard: ")
-        self.api = re.search(r"listening on (\S+)", lines[0]).group(1)
-        self.url = lines[-1].split(" ", 1)[1].rstrip("/")
+        self.api = self.server.start()
+        self.url = self.server.dashboard_url()
         self.env["FLOWDECK_API_URL"] = self.api
         return self
-
-    def _spawn(self, args) -> subprocess.Popen:
-        proc = subprocess.Popen([str(BIN / "flowdeck"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=self.env, cwd=self.tmp / "project")
-        self.procs.append(proc)
-        return proc
 
     def cli(self, *args: str, key: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         env = dict(self.env, **({"FLOWDECK_API_KEY": key} if key else {}))
@@ -124,22 +114,18 @@ class Flowdeck:
         self.cli("deployment", "create", str(path), key=key)
 
     def agent(self, queue: str, key: str | None = None) -> None:
-        if key:
-            self.env["FLOWDECK_API_KEY"] = key
-        self._spawn(["agent", "start", "--work-queue", queue, "--name", "browser-agent"])
-        self.env.pop("FLOWDECK_API_KEY", None)
+        env = dict(self.env, **({"FLOWDECK_API_KEY": key} if key else {}))
+        with open(self.tmp / f"agent-{len(self.agents)}.log", "w") as log:
+            self.agents.append(subprocess.Popen(
+                [str(BIN / "flowdeck"), "agent", "start", "--work-queue", queue, "--name", "browser-agent"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env,
+                cwd=self.tmp / "project"))
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            if proc.stdout:
-                proc.stdout.close()
+        for proc in self.agents:
+            stop_process(proc)
+        self.server.stop()
+        print(f"----- {self.server.log_path}\n{self.server.output()}")
 
 
 @pytest.fixture(scope="module")

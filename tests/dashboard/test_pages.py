@@ -45,7 +45,31 @@ async def test_deployments_filters(dash, seed):
     assert await names("flow=alpha") == ["alpha/a1", "alpha/a2"]
     assert await names("tag=blue") == ["alpha/a1", "beta/b1"]
     assert await names("q=A2") == ["alpha/a2"]
+    assert await names("q=ha/A") == ["alpha/a1", "alpha/a2"]  # the full name, across the "/"
+    assert await names("q=a&flow=beta") == ["beta/b1"]
     assert await names("q=nothing-like-this") == []
+
+
+async def test_deployments_search_pages_and_shows_last_runs(dash, seed):
+    from flowdeck.server.dashboard.views.deployments import PAGE_SIZE
+
+    for i in range(PAGE_SIZE + 2):
+        seed.deployment(f"match-{i:02d}", flow="many")
+    other = seed.deployment("unrelated", flow="many")
+    last = seed.deployment("match-last", flow="zz")
+    seed.run(last, state="COMPLETED")
+    running = seed.run(last, state="RUNNING")
+    seed.run(other, state="FAILED")
+    first = await dash.get("/deployments?q=MATCH")
+    shown = [tr.find("a").text for tr in rows(first, "deployments")]
+    assert shown == [f"many/match-{i:02d}" for i in range(PAGE_SIZE)]
+    next_url = soup(first).select_one('a[rel="next"]')["href"]
+    assert "q=MATCH" in next_url
+    second = await dash.get(next_url)
+    by_name = {tr.find("a").text: tr for tr in rows(second, "deployments")}
+    assert list(by_name) == ["many/match-25", "many/match-26", "zz/match-last"]
+    assert by_name["many/match-25"].select_one(".badge") is None, "no run: no last run"
+    assert by_name["zz/match-last"].select_one(f'a[href="/runs/{running.id}"] .badge.state-running')
 
 
 async def test_deployment_detail(dash, seed):
@@ -169,16 +193,26 @@ async def test_cancel_from_run_page(dash, seed):
 
 
 async def test_overview(dash, seed):
+    from flowdeck.v1 import common_pb2
+    from flowdeck.v1 import flow_run_service_pb2 as rpb
+
     dep = seed.deployment("d")
     seed.run(dep, state="COMPLETED")
     failed = seed.run(dep, state="FAILED")
     seed.run(dep, state="CRASHED")
+    seed.run(dep)  # due now: SCHEDULED
+    late = seed.run(dep)
+    seed.runs.SetFlowRunState(rpb.SetFlowRunStateRequest(
+        flow_run_id=late.id, state=common_pb2.State(type=common_pb2.STATE_TYPE_SCHEDULED, name="Late"), force=True),
+        timeout=20)
     r = await dash.get("/")
     page = soup(r)
     assert page.select_one("#counts")["hx-get"] == "/overview/counts"
     counts_html = soup(await dash.get("/overview/counts"))
     counts = {li.select_one(".badge").text: int(li.find("strong").text) for li in counts_html.select("ul.counts li")}
     assert counts["Completed"] == 1 and counts["Failed"] == 1 and counts["Crashed"] == 1 and counts["Running"] == 0
+    assert counts["Late"] == 1 and counts["Scheduled"] == 1, "Late runs apart from the other SCHEDULED"
+    assert "(expected to start before" in counts_html.h2.text and counts_html.h2.small.text.startswith("5 ")
     assert page.select_one(f'a[href="/runs/{failed.id}"]'), "recent failures are listed"
 
 

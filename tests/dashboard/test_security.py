@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -108,6 +109,19 @@ async def test_auth_login_required_and_wrong_key(auth_dash):
     r = await login(auth_dash, auth_dash.keys["revoked"])
     assert r.status_code == 401 and "revoked" in r.text
     assert (await auth_dash.get("/")).status_code == 303
+
+
+async def test_login_asks_the_api_which_key_it_is(auth_dash, caplog):
+    """The session's scope is the API's answer (GetCurrentApiKey): no call is
+    tried to see whether it is refused, so the server logs no refusal."""
+    caplog.set_level(logging.INFO, logger="flowdeck.server.auth")
+    for scope in ("read", "agent", "write", "admin"):
+        r = await login(auth_dash, auth_dash.keys[scope])
+        assert r.status_code == 303, scope
+        page = await auth_dash.get("/")
+        assert soup(page).select_one("header .scope").text == f"{scope} key"
+        await auth_dash.post("/logout", data={"csrf": csrf_of(page)})
+    assert not [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
 
 
 async def test_auth_read_key_sees_pages_but_cannot_write(auth_dash, admin_seed):

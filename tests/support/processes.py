@@ -15,6 +15,7 @@ from .waiting import wait_until
 
 BIN = pathlib.Path(sys.executable).parent
 LISTENING = re.compile(r"^flowdeck server listening on (\S+):(\d+)$")
+DASHBOARD = re.compile(r"^dashboard: (\S+)$", re.M)
 
 
 def clean_env(home: pathlib.Path | str, base: Mapping[str, str] | None = None, **extra) -> dict[str, str]:
@@ -44,7 +45,8 @@ class ServerProcess:
     `start()` runs it on port 0 (a restart keeps the port it got), reads the address from its "listening on" line, waits until the
     health service says SERVING and returns "host:port". stdout and stderr go
     to `log_path`, which `output()` reads (`stdout()`: what it printed on stdout
-    alone); `wait_for_output()` waits for a line to come. `args` are more
+    alone); `wait_for_output()` waits for a line to come, `dashboard_url()` for
+    the dashboard's address. `args` are more
     command-line flags (--auth, --tls-cert ..., --no-scheduler); `env` are more
     environment variables over a clean one (no FLOWDECK_* from the test run);
     `credentials` are what the health check needs against a TLS server.
@@ -145,6 +147,12 @@ class ServerProcess:
     def stdout(self) -> str:
         """What the server printed on stdout (the listening line, the client hint)."""
         return "".join(self._stdout)
+
+    def dashboard_url(self, timeout: float = 60) -> str:
+        """The address on the `dashboard: URL` line the server prints after its
+        listening line, without the trailing "/"."""
+        self.wait_for_output("dashboard: ", timeout)  # stdout() holds each line before the log does
+        return DASHBOARD.search(self.stdout()).group(1).rstrip("/")
 
     def wait_for_output(self, text: str, timeout: float = 60) -> str:
         """Until `text` is in `output()`, which is returned; fails at once when
