@@ -6,14 +6,14 @@ expected_start_time) indexes lacked the id tiebreak of the page order. Each
 filter the Lists take by equality (state type, deployment, flow) now has an
 index in that order, and a deployment's next run is one probe.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01
 """
 from alembic import op
 
-revision = '0005'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
